@@ -1,0 +1,89 @@
+"""Stage 2 (prepare, second half): a worktree of the source repository per
+series combination, with the series applied by ``git am`` on a fresh branch.
+
+Applied results are remembered under ``refs/isolharness/applied/<digest>``:
+a re-run with unchanged patches checks out nothing and rewrites no file, so
+the build stays incremental.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import git as g
+from .errors import SeriesApplyError
+from .series import Series, series_set_digest, series_set_key
+from .source import SourceRepo
+
+
+@dataclass(frozen=True)
+class AppliedTree:
+    path: Path               # worktree with the series applied
+    base_commit: str
+    head_commit: str
+    series_names: tuple[str, ...]
+    series_hash: str         # digest of base + series contents
+    key: str                 # names the worktree and the build directory
+    changed: bool            # False when the tree was already in this state
+
+
+def _git_dir(tree: Path) -> Path:
+    return Path(g.git(tree, "rev-parse", "--absolute-git-dir").strip())
+
+
+def ensure_worktree(src: SourceRepo, cache: Path, key: str) -> Path:
+    tree = cache / "trees" / key
+    if (tree / ".git").exists() and g.git_ok(tree, "rev-parse", "HEAD"):
+        return tree
+    g.git(src.repo, "worktree", "prune")
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    print(f"isolharness: creating worktree {tree}", flush=True)
+    g.git(src.repo, "worktree", "add", "-f", "--detach", str(tree), src.base_commit)
+    return tree
+
+
+def _abort_leftover_am(tree: Path) -> None:
+    if (_git_dir(tree) / "rebase-apply").exists():
+        subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+
+
+def apply_series(src: SourceRepo, cache: Path, series: list[Series]) -> AppliedTree:
+    set_key = series_set_key(series)
+    key = f"{src.key}-{set_key}"
+    tree = ensure_worktree(src, cache, key)
+    _abort_leftover_am(tree)
+    digest = hashlib.sha256((src.base_commit + series_set_digest(series)).encode()).hexdigest()
+    ref = f"refs/isolharness/applied/{digest}"
+    names = tuple(s.name for s in series)
+
+    head = g.rev_parse(tree, "HEAD")
+    if g.git_ok(tree, "rev-parse", "--verify", "--quiet", ref):
+        target = g.rev_parse(tree, ref)
+        changed = head != target or g.is_dirty(tree)
+        if changed:
+            g.git(tree, "checkout", "-q", "-f", "--detach", target)
+        return AppliedTree(tree, src.base_commit, target, names, digest, key, changed)
+
+    branch = f"isolharness/{key}"
+    g.git(tree, "checkout", "-q", "-f", "-B", branch, src.base_commit)
+    for s in series:
+        for patch in s.patches:
+            res = subprocess.run(
+                ["git", "-C", str(tree), "am", "-q", "--no-3way", str(patch.path)],
+                capture_output=True,
+                text=True,
+                env=g.identity_env(committer_only=True),
+            )
+            if res.returncode != 0:
+                subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+                raise SeriesApplyError(
+                    f"patch {s.name}/{patch.name} does not apply to {src.description}",
+                    detail=(res.stdout + res.stderr).strip()[-3000:],
+                    hint="rebase the patch on the base tree (the base tree is unchanged)",
+                )
+    target = g.rev_parse(tree, "HEAD")
+    g.git(tree, "update-ref", ref, target)
+    return AppliedTree(tree, src.base_commit, target, names, digest, key, True)

@@ -1,0 +1,153 @@
+"""Stage 4 (build): compile the kernel out of tree with ccache, then install
+the uapi headers for the guest tests and samples."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildError, HarnessError
+from .kconfig import ARCH
+from .progress import Progress
+from .proc import require_tool
+
+IMAGE = Path("arch/x86/boot/bzImage")
+HEADERS = Path("usr/include")  # headers_install's default INSTALL_HDR_PATH is $O/usr
+
+_QUIET_LINE = re.compile(r"^\s+([A-Z0-9_]+(?: \[M\])?)\s+(\S+)")
+_ERROR_LINE = re.compile(
+    r"(\berror:|\bError \d|undefined reference|multiple definition|\*\*\*|fatal error|ld: |Segmentation fault)"
+)
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    build_dir: Path
+    image: Path
+    headers: Path
+    log: Path
+    duration: float
+    objects: int          # objects compiled (CC lines) in this build
+
+
+def ccache_env(cache: Path) -> dict[str, str]:
+    return {
+        "CCACHE_DIR": str(cache / "ccache"),
+        # Paths under the cache are hashed relative to it, so worktrees of
+        # different series share hits.
+        "CCACHE_BASEDIR": str(cache),
+        "CCACHE_NOHASHDIR": "1",
+        "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "5G"),
+        # Stable build stamps: identical inputs give identical objects.
+        "KBUILD_BUILD_TIMESTAMP": "isolharness",
+        "KBUILD_BUILD_USER": "isolharness",
+        "KBUILD_BUILD_HOST": "isolharness",
+    }
+
+
+def extract_errors(log_lines: list[str], limit: int = 40) -> str:
+    """The compiler's and linker's error lines, with the two lines that
+    follow each (gcc's source excerpt and caret), not the whole log."""
+    picked: list[str] = []
+    seen: set[int] = set()
+    for i, line in enumerate(log_lines):
+        if _ERROR_LINE.search(line):
+            for j in range(i, min(i + 3, len(log_lines))):
+                if j not in seen and (j == i or not _QUIET_LINE.match(log_lines[j])):
+                    picked.append(log_lines[j])
+                    seen.add(j)
+    if not picked:
+        picked = log_lines[-15:]
+    if len(picked) > limit:
+        picked = picked[:limit] + [f"... ({len(picked) - limit} more lines in the build log)"]
+    return "\n".join(picked)
+
+
+def _make_cmd(srctree: Path, build_dir: Path, jobs: int, targets: list[str]) -> list[str]:
+    return [
+        "make", "-C", str(srctree), f"O={build_dir}", f"ARCH={ARCH}", f"-j{jobs}",
+        "CC=ccache gcc", *targets,
+    ]
+
+
+def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], log: Path,
+             progress: Progress, jobs: int | None = None) -> int:
+    """Run make, stream its output into ``log`` and the progress line; return
+    the number of objects compiled. Raise BuildError with the error lines."""
+    require_tool("ccache", "ccache")
+    jobs = jobs or os.cpu_count() or 1
+    env = dict(os.environ)
+    env.update(ccache_env(cache))
+    cmd = _make_cmd(srctree, build_dir, jobs, targets)
+    objects = 0
+    tail: list[str] = []
+    with log.open("a") as logf:
+        logf.write(f"$ {' '.join(cmd)}\n")
+        logf.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                text=True, errors="replace", start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            sel = selectors.DefaultSelector()
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            last_dir = ""
+            while True:
+                if sel.select(timeout=1.0):
+                    line = proc.stdout.readline()
+                    if not line:
+                        break
+                    logf.write(line)
+                    tail.append(line.rstrip("\n"))
+                    if len(tail) > 4000:
+                        del tail[:1000]
+                    m = _QUIET_LINE.match(line)
+                    if m:
+                        if m.group(1) == "CC":
+                            objects += 1
+                        last_dir = os.path.dirname(m.group(2)) or last_dir
+                progress.update(f"{objects} objects compiled, in {last_dir or '.'}")
+            rc = proc.wait()
+        except BaseException:
+            # Ctrl-C or an error of ours: stop the whole make process group.
+            _kill_group(proc)
+            raise
+    if rc != 0:
+        raise BuildError(
+            f"kernel build failed (make {' '.join(targets)}, exit {rc})",
+            detail=extract_errors(tail),
+            hint=f"full log: {log}",
+        )
+    return objects
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: int | None = None) -> KernelBuild:
+    if not (build_dir / ".config").exists():
+        raise HarnessError(f"{build_dir} has no .config", hint="run 'isolharness config' first")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    start = time.monotonic()
+    progress = Progress("build")
+    progress.update(f"make bzImage in {build_dir}", force=True)
+    objects = run_make(srctree, build_dir, cache, ["bzImage"], log, progress, jobs)
+    run_make(srctree, build_dir, cache, ["headers_install"], log, progress, jobs)
+    duration = time.monotonic() - start
+    progress.done(f"done, {objects} objects compiled")
+    return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, duration, objects)

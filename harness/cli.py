@@ -1,0 +1,150 @@
+"""Command line: ``isolharness {check,prepare,config,build,boot,exec,report,doctor}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, doctor, pipeline, summary
+from .errors import HarnessError
+from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from .profile import PROFILES, make_profile
+
+EPILOG = """exit status: 0 all passed; 1 the code under test failed (patch does not
+apply, kernel does not build, guest panicked, hung or splatted, a guest test
+failed); 2 the harness or its environment failed (bad argument, missing tool,
+bad config fragment, no disk space, QEMU would not start). `exec` returns the
+guest command's own status instead of 0/1."""
+
+
+def _common(p: argparse.ArgumentParser, boot: bool = True) -> None:
+    g = p.add_argument_group("source and series")
+    g.add_argument("--cache", help="cache directory (default $ISOLHARNESS_CACHE or ~/.cache/isolharness)")
+    g.add_argument("--ksrc", type=Path, help="your kernel git tree (never modified; cloned into the cache)")
+    g.add_argument("--rev", default="HEAD", help="revision of --ksrc to use as the base (default HEAD)")
+    g.add_argument("--tarball", type=Path, default=pipeline.DEFAULT_TARBALL,
+                   help=f"source tarball when no --ksrc (default {pipeline.DEFAULT_TARBALL})")
+    g.add_argument("--series", action="append", metavar="NAME|DIR",
+                   help="series to apply, in order; repeatable; 'none' for the bare base (default: patches/DEFAULT)")
+    g.add_argument("--kconfig", action="append", metavar="FRAGMENT",
+                   help="config fragments (names in kconfigs/ or paths), repeatable (default: base isolation)")
+    g.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
+    g.add_argument("--results", type=Path, default=Path("results/latest"),
+                   help="results directory (default results/latest; the previous run moves to results/previous)")
+    if boot:
+        b = p.add_argument_group("guest")
+        b.add_argument("--profile", default="default", choices=sorted(PROFILES), help="guest profile")
+        b.add_argument("--cpus", type=int, help="override the profile's vCPU count")
+        b.add_argument("--memory", help="override the profile's memory, e.g. 2G")
+        b.add_argument("--cmdline", help="replace the profile's kernel arguments")
+        b.add_argument("--append", action="append", metavar="ARG", help="add kernel arguments, repeatable")
+        b.add_argument("--accel", default="auto", choices=["auto", "kvm", "tcg"],
+                       help="accelerator (auto: KVM only if a probe boot works)")
+        b.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole guest run (default 900)")
+        b.add_argument("--test-timeout", type=int, default=120, help="seconds per guest test (default 120)")
+        b.add_argument("-k", dest="select", metavar="EXPR", help="pytest -k expression for the guest tests")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isolharness", description="Build, boot and test CPU-isolation kernel series.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"isolharness {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _common(sub.add_parser("check", help="prepare, config, build, boot and report (the main job)"))
+    _common(sub.add_parser("prepare", help="unpack/clone the source and apply the series"), boot=False)
+    _common(sub.add_parser("config", help="prepare, then merge the config fragments"), boot=False)
+    _common(sub.add_parser("build", help="prepare, config, then build the kernel"), boot=False)
+    _common(sub.add_parser("boot", help="boot the last built kernel and run the guest tests"))
+    e = sub.add_parser("exec", help="build if needed, boot, and run CMD in the guest instead of the tests")
+    _common(e)
+    e.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    r = sub.add_parser("report", help="re-render a saved run's summary")
+    r.add_argument("dir", type=Path, nargs="?", default=Path("results/latest"))
+    d = sub.add_parser("doctor", help="list what is missing or broken, with the fix")
+    d.add_argument("--cache")
+    return parser
+
+
+def options(args: argparse.Namespace) -> pipeline.RunOptions:
+    opts = pipeline.RunOptions(cache=args.cache, ksrc=args.ksrc, rev=args.rev, tarball=args.tarball,
+                               series=args.series, results=args.results, jobs=args.jobs)
+    if args.kconfig:
+        opts.fragments = args.kconfig
+    if hasattr(args, "profile"):
+        opts.profile = make_profile(args.profile, args.cpus, args.memory, args.cmdline, args.append)
+        opts.accel, opts.timeout, opts.test_timeout, opts.select = args.accel, args.timeout, args.test_timeout, args.select
+        if opts.timeout <= 0 or opts.test_timeout <= 0:
+            raise HarnessError("--timeout and --test-timeout must be positive")
+    return opts
+
+
+def _stage_cmd(args: argparse.Namespace, opts: pipeline.RunOptions) -> int:
+    from .cache import locked
+
+    prep = pipeline.stage_prepare(opts)
+    print(f"prepare: {prep.source.description}, series {pipeline.series_set_key(list(prep.series))}, "
+          f"tree {prep.tree.path} at {prep.tree.head_commit[:12]}")
+    if args.cmd == "prepare":
+        return EXIT_OK
+    with locked(prep.cache, prep.tree.key):
+        kcfg = pipeline.stage_config(prep, opts)
+        print(f"config: {kcfg.config_path} ({'changed' if kcfg.changed else 'unchanged'}, sha256 {kcfg.config_hash[:16]})")
+        if args.cmd == "config":
+            return EXIT_OK
+        opts.results.mkdir(parents=True, exist_ok=True)
+        kb = pipeline.stage_build(prep, kcfg, opts)
+        print(f"build: {kb.image}\nheaders: {kb.headers}")
+    return EXIT_OK
+
+
+def _exec_cmd(opts: pipeline.RunOptions, argv: list[str]) -> int:
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise HarnessError("exec needs a command", hint="isolharness exec -- uname -a")
+    run = pipeline.check(opts, argv=argv)
+    result = run.summary
+    out = opts.results / "guest-output.log"
+    if out.is_file():
+        text = out.read_text(errors="replace").replace(pipeline.START_MARKER + "\n", "", 1)
+        sys.stdout.write(text)
+    if result.exit_status == EXIT_ERROR:
+        return EXIT_ERROR
+    boot = next((s for s in result.stages if s.name == "boot"), None)
+    if boot is None or boot.status != "passed":
+        return EXIT_FAILED
+    if any(c.status == "failed" for c in result.console):
+        return EXIT_FAILED
+    return EXIT_FAILED if run.guest_status is None else run.guest_status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.cmd == "doctor":
+            checks = doctor.run_checks(args.cache)
+            print(doctor.render(checks))
+            return EXIT_ERROR if any(not c.ok and c.fatal for c in checks) else EXIT_OK
+        if args.cmd == "report":
+            s = summary.load(args.dir)
+            print(summary.render(s, args.dir))
+            return s.exit_status
+        opts = options(args)
+        if args.cmd in ("prepare", "config", "build"):
+            return _stage_cmd(args, opts)
+        if args.cmd == "exec":
+            return _exec_cmd(opts, args.argv)
+        if args.cmd == "boot":
+            return pipeline.check(opts, boot_only=True).summary.exit_status
+        return pipeline.check(opts).summary.exit_status
+    except HarnessError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("isolharness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

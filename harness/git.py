@@ -1,0 +1,53 @@
+"""Thin wrapper over the git command line."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .proc import run
+
+# Commits the harness makes itself are stamped with the project's identity so
+# they are reproducible and never depend on the user's git configuration.
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "isolharness",
+    "GIT_AUTHOR_EMAIL": "isolharness@localhost",
+    "GIT_COMMITTER_NAME": "isolharness",
+    "GIT_COMMITTER_EMAIL": "isolharness@localhost",
+    "GIT_AUTHOR_DATE": "2024-11-17T00:00:00+0000",
+    "GIT_COMMITTER_DATE": "2024-11-17T00:00:00+0000",
+}
+
+
+def git(repo: Path, *args: str, what: str | None = None, hint: str = "") -> str:
+    return run(["git", "-C", str(repo), *args], env=IDENTITY, what=what or f"git {args[0]}", hint=hint)
+
+
+def git_ok(repo: Path, *args: str) -> bool:
+    """True when the git command succeeds (for queries such as rev-parse --verify)."""
+    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    return res.returncode == 0
+
+
+def rev_parse(repo: Path, rev: str) -> str:
+    return git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+
+
+def is_dirty(repo: Path) -> bool:
+    """Tracked files modified or staged (untracked files do not count)."""
+    return bool(git(repo, "status", "--porcelain", "--untracked-files=no").strip())
+
+
+def run_git_plain(args: list[str]) -> str:
+    """git without -C, for clone."""
+    return run(["git", *args], env=IDENTITY, what=f"git {args[0]}")
+
+
+def identity_env(committer_only: bool = False) -> dict[str, str]:
+    """Environment for git commands that create commits; ``committer_only``
+    keeps a patch's own author (git am)."""
+    import os
+
+    env = dict(os.environ)
+    env.update({k: v for k, v in IDENTITY.items() if not committer_only or k.startswith("GIT_COMMITTER")})
+    return env

@@ -1,0 +1,57 @@
+"""The command the guest runs: pytest on tests/guest/ from the harness's own
+virtual environment, over the host root that virtme-ng shares read-only."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+GUEST_JUNIT = "guest-junit.xml"
+
+
+@dataclass(frozen=True)
+class GuestSuite:
+    project: Path               # repository root (tests/guest lives there)
+    results: Path               # shared read-write with the host
+    headers: Path               # installed uapi headers of the built kernel
+    series: tuple[str, ...]     # series applied to the kernel under test
+    isolated: str               # cpulist the profile isolates
+    cpus: int                   # vCPUs of the profile
+    test_timeout: int           # seconds per guest test
+    select: str | None = None   # pytest -k expression
+
+
+def guest_env(suite: GuestSuite) -> dict[str, str]:
+    return {
+        "ISOLHARNESS_HEADERS": str(suite.headers),
+        "ISOLHARNESS_SERIES": ",".join(suite.series),
+        "ISOLHARNESS_ISOLATED": suite.isolated,
+        "ISOLHARNESS_CPUS": str(suite.cpus),
+        "ISOLHARNESS_RESULTS": str(suite.results),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def pytest_command(suite: GuestSuite, python: str | None = None) -> str:
+    python = python or sys.executable
+    argv = [
+        python, "-m", "pytest", "tests/guest",
+        "-p", "no:cacheprovider",
+        "-o", "junit_suite_name=guest",
+        "-o", "junit_family=xunit2",
+        f"--junitxml={suite.results / GUEST_JUNIT}",
+        f"--timeout={suite.test_timeout}",
+        "-rfE", "-v",
+    ]
+    if suite.select:
+        argv += ["-k", suite.select]
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in guest_env(suite).items())
+    return f"cd {shlex.quote(str(suite.project))} && env {env} {shlex.join(argv)}"
+
+
+def exec_command(project: Path, argv: list[str], extra_env: dict[str, str]) -> str:
+    """`isolharness exec -- CMD...`: the user's command, same environment."""
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in extra_env.items())
+    return f"cd {shlex.quote(str(project))} && env {env} {shlex.join(argv)}"

@@ -1,0 +1,83 @@
+"""Stage 6 (report, writing): one JUnit XML for the whole run.
+
+Suites: ``isolharness.stages`` (prepare, config, build, boot, each with its
+duration and the run's properties), ``isolharness.console`` (one testcase
+per kernel splat, or one passing check when there is none), then the guest
+pytest suites as pytest wrote them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+from .console import Splat
+from .outcome import ERROR, FAILED, SKIPPED, StageResult
+
+STAGES_SUITE = "isolharness.stages"
+CONSOLE_SUITE = "isolharness.console"
+NO_SPLAT_CASE = "no kernel splat on the console"
+
+
+def stage_case(stage: StageResult) -> TestCase:
+    case = TestCase(stage.name, classname=STAGES_SUITE, time=round(stage.duration, 3))
+    if stage.status == FAILED:
+        res = Failure(stage.message)
+        res.text = stage.detail
+        case.result = [res]
+    elif stage.status == ERROR:
+        res = Error(stage.message)
+        res.text = stage.detail
+        case.result = [res]
+    elif stage.status == SKIPPED:
+        case.result = [Skipped(stage.message)]
+    if stage.detail and stage.status not in (FAILED, ERROR):
+        case.system_out = stage.detail
+    return case
+
+
+def splat_cases(splats: list[Splat], scanned: bool) -> list[TestCase]:
+    if not scanned:
+        return []
+    if not splats:
+        return [TestCase(NO_SPLAT_CASE, classname=CONSOLE_SUITE)]
+    cases = []
+    for n, s in enumerate(splats, 1):
+        case = TestCase(f"splat {n}: {s.kind}: {s.title[:120]}", classname=CONSOLE_SUITE)
+        res = Failure(f"kernel {s.kind} at console line {s.line}: {s.title[:200]}", type_=s.kind)
+        res.text = s.report
+        case.result = [res]
+        cases.append(case)
+    return cases
+
+
+def build_junit(stages: list[StageResult], splats: list[Splat], scanned: bool,
+                properties: dict[str, str], guest_xml: Path | None) -> JUnitXml:
+    xml = JUnitXml("isolharness")
+    host = TestSuite(STAGES_SUITE)
+    for key, value in properties.items():
+        host.add_property(key, value)
+    for stage in stages:
+        host.add_testcase(stage_case(stage))
+    host.update_statistics()
+    xml.add_testsuite(host)
+    cases = splat_cases(splats, scanned)
+    if cases:
+        console = TestSuite(CONSOLE_SUITE)
+        for case in cases:
+            console.add_testcase(case)
+        console.update_statistics()
+        xml.add_testsuite(console)
+    if guest_xml is not None and guest_xml.is_file():
+        guest = JUnitXml.fromfile(str(guest_xml))
+        suites = [guest] if isinstance(guest, TestSuite) else list(guest)
+        for suite in suites:
+            xml.add_testsuite(suite)
+    xml.update_statistics()
+    return xml
+
+
+def write_junit(xml: JUnitXml, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xml.write(str(path), pretty=True)

@@ -1,0 +1,272 @@
+"""The stages of a run, chained: prepare -> config -> build -> boot -> report.
+
+Each stage is a function taking the previous stage's dataclass; ``check``
+runs them all, records a StageResult for each (a stage not reached is
+"skipped"), and always writes the report, whatever stopped the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from . import accel as accel_mod
+from .apply import AppliedTree, apply_series
+from .build import KernelBuild, build_kernel
+from .cache import cache_dir, check_free_space, locked, no_space_hint
+from .console import Splat, scan
+from .errors import BuildError, HarnessError, SeriesApplyError
+from .guest import GUEST_JUNIT, GuestSuite, exec_command, guest_env, pytest_command
+from .junit import build_junit, write_junit
+from .kconfig import KernelConfig, configure
+from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
+from .profile import Profile
+from .series import Series, resolve_series, series_set_key
+from .source import DEFAULT_TARBALL, SourceRepo, prepare_ksrc, prepare_tarball
+from .summary import Summary, render, summarize, write_json
+from .vm import START_MARKER, VNG_NO_STATUS, VmResult, VmSpec, run_vm
+
+PROJECT = Path(__file__).resolve().parent.parent
+CONSOLE_TAIL_LINES = 40
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunOptions:
+    cache: Path | None = None
+    ksrc: Path | None = None
+    rev: str = "HEAD"
+    tarball: Path = DEFAULT_TARBALL
+    series: list[str] | None = None          # None: patches/DEFAULT
+    fragments: list[str] = field(default_factory=lambda: ["base", "isolation"])
+    profile: Profile = field(default_factory=Profile)
+    accel: str = "auto"
+    timeout: float = 900.0                   # whole guest run
+    test_timeout: int = 120                  # each guest test
+    select: str | None = None                # pytest -k
+    results: Path = Path("results/latest")
+    jobs: int | None = None
+    patches_dir: Path = PROJECT / "patches"
+    kconfigs_dir: Path = PROJECT / "kconfigs"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    cache: Path
+    source: SourceRepo
+    series: tuple[Series, ...]
+    tree: AppliedTree
+
+
+@dataclass(frozen=True)
+class BootOutcome:
+    vm: VmResult
+    splats: list[Splat]
+    guest_junit: Path | None
+
+
+# ---------------------------------------------------------------- stages
+
+def stage_prepare(opts: RunOptions) -> Prepared:
+    cache = cache_dir(opts.cache)
+    check_free_space(cache)
+    series = resolve_series(opts.patches_dir, opts.series)
+    try:
+        if opts.ksrc is not None:
+            src = prepare_ksrc(cache, opts.ksrc, opts.rev)
+        else:
+            src = prepare_tarball(cache, opts.tarball)
+        tree = apply_series(src, cache, series)
+    except OSError as exc:
+        raise no_space_hint(exc, cache) from exc
+    return Prepared(cache, src, tuple(series), tree)
+
+
+def fragment_paths(opts: RunOptions) -> list[Path]:
+    paths = []
+    for name in opts.fragments:
+        p = Path(name)
+        if not p.is_file():
+            p = opts.kconfigs_dir / f"{name}.config"
+        if not p.is_file():
+            known = sorted(f.stem for f in opts.kconfigs_dir.glob("*.config"))
+            raise HarnessError(f"config fragment '{name}' not found", hint=f"known fragments: {', '.join(known)}")
+        paths.append(p)
+    return paths
+
+
+def build_dir(prep: Prepared, opts: RunOptions) -> Path:
+    variant = "+".join(Path(f).stem for f in opts.fragments)
+    return prep.cache / "build" / prep.tree.key / variant
+
+
+def stage_config(prep: Prepared, opts: RunOptions) -> KernelConfig:
+    return configure(prep.tree.path, build_dir(prep, opts), fragment_paths(opts))
+
+
+def stage_build(prep: Prepared, kcfg: KernelConfig, opts: RunOptions) -> KernelBuild:
+    return build_kernel(prep.tree.path, kcfg.build_dir, prep.cache, opts.results / "build.log", opts.jobs)
+
+
+def existing_build(prep: Prepared, opts: RunOptions) -> KernelBuild:
+    from .build import HEADERS, IMAGE
+
+    bdir = build_dir(prep, opts)
+    if not (bdir / IMAGE).is_file():
+        raise HarnessError(f"no kernel built in {bdir}", hint="run 'isolharness build' (or check) first")
+    return KernelBuild(bdir, bdir / IMAGE, bdir / HEADERS, opts.results / "build.log", 0.0, 0)
+
+
+def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelChoice:
+    def probe() -> bool:
+        print("boot: probing KVM with a short boot", flush=True)
+        spec = VmSpec(image, Profile(name="probe", cpus=1, memory="512M", cmdline=""), "kvm", "true")
+        res = run_vm(spec, opts.results / "kvm-probe-console.log", opts.results / "kvm-probe-output.log",
+                     accel_mod.PROBE_DEADLINE, stage="kvm-probe", quiet=True)
+        return res.reached_command and not res.timed_out
+
+    return accel_mod.choose(opts.accel, cache, probe)
+
+
+def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: accel_mod.AccelChoice,
+               argv: list[str] | None = None) -> BootOutcome:
+    results = opts.results.resolve()
+    suite = GuestSuite(PROJECT, results, kbuild.headers, prep.tree.series_names,
+                       opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout, opts.select)
+    if argv is None:
+        command = pytest_command(suite)
+    else:
+        command = exec_command(Path.cwd(), argv, guest_env(suite))
+    spec = VmSpec(kbuild.image, opts.profile, choice.accel, command, rwdirs=(results,), cwd=PROJECT)
+    vm = run_vm(spec, results / "console.log", results / "guest-output.log", opts.timeout)
+    splats = scan(vm.console.read_text(errors="replace"))
+    guest_xml = results / GUEST_JUNIT
+    return BootOutcome(vm, splats, guest_xml if guest_xml.is_file() else None)
+
+
+def judge_boot(out: BootOutcome, timeout: float) -> StageResult:
+    """Turn what the VM did into the boot stage's result."""
+    vm = out.vm
+    console = vm.console.read_text(errors="replace").splitlines()
+    tail = "\n".join(console[-CONSOLE_TAIL_LINES:])
+    booted = any("Linux version" in line for line in console)
+    res = StageResult("boot", PASSED, vm.duration, f"accelerator {vm.accel}")
+    if vm.timed_out:
+        res.status, res.message = FAILED, f"guest hung: killed by the watchdog after {timeout:.0f}s"
+        res.detail = tail
+    elif not booted:
+        res.status, res.message = ERROR, f"QEMU/virtme-ng did not start the kernel (vng exit {vm.returncode})"
+        res.detail = tail
+    elif not vm.reached_command:
+        res.status, res.message = FAILED, "kernel did not reach the guest command"
+        res.detail = tail
+    elif vm.returncode == VNG_NO_STATUS and out.guest_junit is None:
+        res.status, res.message = FAILED, "guest died before the tests finished (no exit status from the guest)"
+        res.detail = tail
+    return res
+
+
+# ---------------------------------------------------------------- check
+
+def _rotate_results(results: Path) -> None:
+    if results.exists():
+        previous = results.with_name("previous")
+        if previous.exists():
+            shutil.rmtree(previous)
+        os.rename(results, previous)
+    results.mkdir(parents=True)
+
+
+def _timed(name: str, stages: list[StageResult], fn: Callable[[], T]) -> T:
+    start = time.monotonic()
+    try:
+        value = fn()
+    except (SeriesApplyError, BuildError) as exc:
+        stages.append(StageResult(name, FAILED, time.monotonic() - start, exc.message, exc.render()))
+        raise
+    except HarnessError as exc:
+        stages.append(StageResult(name, ERROR, time.monotonic() - start, exc.message, exc.render()))
+        raise
+    except KeyboardInterrupt:
+        stages.append(StageResult(name, ERROR, time.monotonic() - start, "interrupted (Ctrl-C)"))
+        raise
+    stages.append(StageResult(name, PASSED, time.monotonic() - start))
+    return value
+
+
+ALL_STAGES = ("prepare", "config", "build", "boot")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    summary: Summary
+    guest_status: int | None    # the guest command's exit status, if it returned one
+
+
+def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = False) -> RunResult:
+    """The whole pipeline. Always writes junit.xml, summary.json and prints
+    the summary; the caller exits with summary.exit_status.
+
+    ``argv`` runs that command in the guest instead of the test suite;
+    ``boot_only`` boots the kernel built last instead of configuring and
+    building."""
+    opts.results = opts.results.resolve()
+    _rotate_results(opts.results)
+    stages: list[StageResult] = []
+    props: dict[str, str] = {"profile": f"{opts.profile.name}: {opts.profile.cpus} vCPUs, "
+                                        f"{opts.profile.memory}, {opts.profile.cmdline or '(no arguments)'}"}
+    boot: BootOutcome | None = None
+    interrupted = False
+    try:
+        prep = _timed("prepare", stages, lambda: stage_prepare(opts))
+        props.update(kernel_base=f"{prep.source.description} ({prep.source.base_commit[:12]})",
+                     series=series_set_key(list(prep.series)), series_hash=prep.tree.series_hash[:16],
+                     head_commit=prep.tree.head_commit)
+        with locked(prep.cache, prep.tree.key):
+            if boot_only:
+                kbuild = _timed("build", stages, lambda: existing_build(prep, opts))
+                stages[-1].message = "boot only: the kernel built last"
+                stages.insert(-1, StageResult("config", SKIPPED, 0.0, "boot only"))
+            else:
+                kcfg = _timed("config", stages, lambda: stage_config(prep, opts))
+                props["config_hash"] = kcfg.config_hash[:16]
+                kbuild = _timed("build", stages, lambda: stage_build(prep, kcfg, opts))
+            choice = accel_mod.AccelChoice("?", "")
+
+            def do_boot() -> BootOutcome:
+                nonlocal choice
+                choice = choose_accel(opts, prep.cache, kbuild.image)
+                return stage_boot(prep, kbuild, opts, choice, argv)
+
+            start = time.monotonic()
+            try:
+                boot = do_boot()
+            except HarnessError as exc:
+                stages.append(StageResult("boot", ERROR, time.monotonic() - start, exc.message, exc.render()))
+                raise
+            props["accelerator"] = f"{choice.accel} ({choice.reason})"
+            stages.append(judge_boot(boot, opts.timeout))
+    except HarnessError as exc:
+        print(exc.render(), flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\nisolharness: interrupted; the cache stays usable, run again to resume", flush=True)
+    done = {s.name for s in stages}
+    for name in ALL_STAGES:
+        if name not in done:
+            stages.append(StageResult(name, SKIPPED, 0.0, "not reached"))
+    xml = build_junit(stages, boot.splats if boot else [], boot is not None, props,
+                      boot.guest_junit if boot else None)
+    write_junit(xml, opts.results / "junit.xml")
+    summary = summarize(xml)
+    write_json(summary, opts.results / "summary.json")
+    print(render(summary, opts.results), flush=True)
+    if interrupted:
+        raise KeyboardInterrupt
+    guest_status = boot.vm.returncode if boot and boot.vm.reached_command else None
+    return RunResult(summary, guest_status)

@@ -1,0 +1,179 @@
+"""Stage 1 (prepare): turn a kernel source into a git repository in the cache.
+
+Two kinds of source:
+
+* the default: a tarball such as Debian's ``/usr/src/linux-source-6.12.tar.xz``,
+  unpacked once, keyed by its sha256, committed as the first commit of a new
+  repository;
+* ``--ksrc PATH``: the user's own kernel git tree, cloned with ``--shared``
+  into the cache so its working copy, index and branches are never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import git as g
+from .cache import locked, no_space_hint
+from .errors import HarnessError
+
+DEFAULT_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
+DEFAULT_PACKAGE = "linux-source-6.12"
+BASE_BRANCH = "base"
+COMPLETE_MARK = ".isolharness-complete"
+
+
+@dataclass(frozen=True)
+class SourceRepo:
+    """A git repository in the cache holding the base kernel."""
+
+    repo: Path          # the repository (in the cache)
+    base_commit: str    # commit the series are applied on
+    description: str    # human-readable origin, e.g. "linux-source-6.12.tar.xz 6.12.117"
+    key: str            # short identifier used to name worktrees and build dirs
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def kernel_version(tree: Path) -> str:
+    """VERSION.PATCHLEVEL.SUBLEVEL from a kernel Makefile."""
+    fields: dict[str, str] = {}
+    with (tree / "Makefile").open(errors="replace") as f:
+        for line in f:
+            m = re.match(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)", line)
+            if m:
+                fields[m.group(1)] = m.group(2)
+            if len(fields) == 4:
+                break
+    ver = f"{fields.get('VERSION', '?')}.{fields.get('PATCHLEVEL', '?')}"
+    if fields.get("SUBLEVEL", "0") != "0":
+        ver += f".{fields['SUBLEVEL']}"
+    return ver + fields.get("EXTRAVERSION", "")
+
+
+def looks_like_kernel(tree: Path) -> bool:
+    return all((tree / p).exists() for p in ("Makefile", "Kconfig", "kernel/sched", "scripts/kconfig"))
+
+
+def prepare_tarball(cache: Path, tarball: Path = DEFAULT_TARBALL) -> SourceRepo:
+    if not tarball.is_file():
+        hint = (
+            f"install it with: apt-get install {DEFAULT_PACKAGE}"
+            if tarball == DEFAULT_TARBALL
+            else "pass an existing tarball, or --ksrc PATH for a kernel git tree"
+        )
+        raise HarnessError(f"kernel source tarball {tarball} does not exist", hint=hint)
+    digest = sha256_file(tarball)
+    repo = cache / "src" / digest
+    key = f"tar-{digest[:12]}"
+    with locked(cache, f"src-{digest[:16]}"):
+        if not (repo / COMPLETE_MARK).exists():
+            _unpack_and_commit(tarball, repo)
+        base = g.rev_parse(repo, BASE_BRANCH)
+        version = kernel_version(repo)
+    return SourceRepo(repo=repo, base_commit=base, description=f"{tarball.name} {version}", key=key)
+
+
+def _unpack_and_commit(tarball: Path, repo: Path) -> None:
+    """Unpack into a temporary directory and rename it into place at the end,
+    so an interrupted run leaves nothing half-made under the final name."""
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = repo.with_name(repo.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)  # left behind by an interrupted run
+    if repo.exists():
+        shutil.rmtree(repo)  # exists but never completed
+    tmp.mkdir()
+    print(f"isolharness: unpacking {tarball} into the cache (once per tarball)", flush=True)
+    res = subprocess.run(
+        ["tar", "-xf", str(tarball), "-C", str(tmp), "--strip-components=1"],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "No space left" in res.stderr:
+            raise no_space_hint(OSError(28, "No space left on device"), tmp)
+        raise HarnessError(
+            f"cannot unpack {tarball}: the tarball is corrupt or truncated",
+            hint=f"reinstall it: apt-get install --reinstall {DEFAULT_PACKAGE}",
+            detail=res.stderr.strip()[-2000:],
+        )
+    if not looks_like_kernel(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise HarnessError(f"{tarball} does not contain a kernel source tree")
+    print("isolharness: committing the pristine tree as the base commit", flush=True)
+    try:
+        g.git(tmp, "init", "-q", "-b", BASE_BRANCH)
+        g.git(tmp, "config", "gc.auto", "0")
+        # Debian's top-level .gitignore ignores everything but debian/: force-add.
+        g.git(tmp, "add", "-A", "-f")
+        g.git(tmp, "commit", "-q", "--no-verify", "-m", f"Linux {kernel_version(tmp)} from {tarball.name}")
+    except HarnessError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    (tmp / ".git" / "info").mkdir(exist_ok=True)
+    (tmp / COMPLETE_MARK).write_text(str(tarball) + "\n")
+    # Keep the mark out of `git status`.
+    with (tmp / ".git" / "info" / "exclude").open("a") as f:
+        f.write(f"/{COMPLETE_MARK}\n")
+    os.rename(tmp, repo)
+
+
+def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
+    ksrc = ksrc.expanduser().resolve()
+    if not ksrc.is_dir():
+        raise HarnessError(f"--ksrc {ksrc} is not a directory")
+    if not g.git_ok(ksrc, "rev-parse", "--git-dir"):
+        raise HarnessError(
+            f"--ksrc {ksrc} is not a git repository",
+            hint="pass a kernel git tree, or omit --ksrc to use the linux-source-6.12 tarball",
+        )
+    top = Path(g.git(ksrc, "rev-parse", "--show-toplevel").strip())
+    if not looks_like_kernel(top):
+        raise HarnessError(
+            f"--ksrc {top} is not a kernel source tree (no Makefile, Kconfig, kernel/sched, scripts/kconfig)",
+            hint="pass the top directory of a Linux git tree",
+        )
+    if g.is_dirty(top):
+        raise HarnessError(
+            f"--ksrc {top} has uncommitted changes; the harness tests commits, not the working copy",
+            hint="commit or stash them (git stash), then run again",
+        )
+    try:
+        commit = g.rev_parse(top, rev)
+    except HarnessError:
+        raise HarnessError(f"revision '{rev}' does not exist in {top}") from None
+    key = "ksrc-" + hashlib.sha256(str(top).encode()).hexdigest()[:12]
+    clone = cache / "src" / key
+    with locked(cache, key):
+        if not (clone / COMPLETE_MARK).exists():
+            if clone.exists():
+                shutil.rmtree(clone)
+            tmp = clone.with_name(clone.name + ".partial")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            clone.parent.mkdir(parents=True, exist_ok=True)
+            # --shared borrows the user's objects through alternates: no copy,
+            # and nothing is written into the user's repository.
+            g.run_git_plain(["clone", "-q", "--shared", "--no-checkout", str(top), str(tmp)])
+            g.git(tmp, "config", "gc.auto", "0")
+            (tmp / COMPLETE_MARK).write_text(str(top) + "\n")
+            os.rename(tmp, clone)
+        # Bring in commits made since the clone; objects come via alternates.
+        g.git(clone, "fetch", "-q", "--no-tags", str(top), f"+{commit}:refs/heads/{BASE_BRANCH}-{commit[:12]}")
+        g.git(clone, "update-ref", f"refs/heads/{BASE_BRANCH}", commit)
+    version = kernel_version(top)
+    return SourceRepo(repo=clone, base_commit=commit, description=f"{top} {commit[:12]} ({version})", key=key)

@@ -1,0 +1,124 @@
+"""Stage 6 (report, reading): derive the run's summary from its JUnit file.
+
+``isolharness check`` and ``isolharness report DIR`` both go through here,
+so a saved run re-renders exactly as it first printed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, Skipped, TestSuite
+
+from .errors import HarnessError
+from .junit import CONSOLE_SUITE, STAGES_SUITE
+from .outcome import ERROR, FAILED, PASSED, SKIPPED, exit_status
+from .progress import fmt_duration
+
+
+@dataclass
+class CaseSummary:
+    suite: str
+    name: str
+    status: str
+    time: float
+    message: str = ""
+
+
+@dataclass
+class Summary:
+    properties: dict[str, str]
+    stages: list[CaseSummary]
+    console: list[CaseSummary]
+    guest: list[CaseSummary]
+    exit_status: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _status(case) -> tuple[str, str]:
+    for res in case.result:
+        if isinstance(res, Failure):
+            return FAILED, res.message or ""
+        if isinstance(res, Error):
+            return ERROR, res.message or ""
+        if isinstance(res, Skipped):
+            return SKIPPED, res.message or ""
+    return PASSED, ""
+
+
+def summarize(xml: JUnitXml) -> Summary:
+    props: dict[str, str] = {}
+    stages: list[CaseSummary] = []
+    console: list[CaseSummary] = []
+    guest: list[CaseSummary] = []
+    suites = [xml] if isinstance(xml, TestSuite) else list(xml)
+    for suite in suites:
+        if suite.name == STAGES_SUITE:
+            props = {p.name: p.value for p in suite.properties()}
+        for case in suite:
+            status, message = _status(case)
+            row = CaseSummary(suite.name or "", case.name or "", status, float(case.time or 0.0), message)
+            if suite.name == STAGES_SUITE:
+                stages.append(row)
+            elif suite.name == CONSOLE_SUITE:
+                console.append(row)
+            else:
+                # A guest error (pytest's "error" outcome: a broken fixture)
+                # is a failed test, not a failure of the harness.
+                if row.status == ERROR:
+                    row.status = FAILED
+                guest.append(row)
+    statuses = [c.status for c in stages + console + guest]
+    counts = {s: sum(1 for c in guest if c.status == s) for s in (PASSED, FAILED, SKIPPED)}
+    return Summary(props, stages, console, guest, exit_status(statuses), counts)
+
+
+def load(results_dir: Path) -> Summary:
+    path = results_dir / "junit.xml"
+    if not path.is_file():
+        raise HarnessError(f"{path} does not exist", hint="pass the results directory of a run (default results/latest)")
+    try:
+        return summarize(JUnitXml.fromfile(str(path)))
+    except Exception as exc:  # junitparser raises lxml/ElementTree errors
+        raise HarnessError(f"{path} is not a readable JUnit file: {exc}") from exc
+
+
+def write_json(summary: Summary, path: Path) -> None:
+    path.write_text(json.dumps(asdict(summary), indent=2) + "\n")
+
+
+VERDICTS = {0: "PASS", 1: "FAIL", 2: "ERROR"}
+
+
+def render(summary: Summary, results_dir: Path | None = None) -> str:
+    out = []
+    p = summary.properties
+    out.append("isolharness summary")
+    for key in ("kernel_base", "series", "series_hash", "config_hash", "accelerator", "profile"):
+        if key in p:
+            out.append(f"  {key:<12} {p[key]}")
+    out.append("")
+    out.append(f"  {'stage':<10} {'result':<8} {'time':>8}  note")
+    for s in summary.stages:
+        out.append(f"  {s.name:<10} {s.status:<8} {fmt_duration(s.time):>8}  {s.message[:90]}")
+    splats = [c for c in summary.console if c.status != PASSED]
+    if summary.console:
+        out.append(f"  {'console':<10} {'failed' if splats else 'passed':<8} {'':>8}  "
+                   f"{len(splats)} kernel splat(s)" if splats else f"  {'console':<10} {'passed':<8}")
+    for c in splats:
+        out.append(f"    ! {c.message[:110]}")
+    c = summary.counts
+    if summary.guest:
+        out.append(f"  {'guest':<10} {'failed' if c.get(FAILED) else 'passed':<8} "
+                   f"{fmt_duration(sum(g.time for g in summary.guest)):>8}  "
+                   f"{c.get(PASSED, 0)} passed, {c.get(FAILED, 0)} failed, {c.get(SKIPPED, 0)} skipped")
+        for g in summary.guest:
+            if g.status == FAILED:
+                out.append(f"    x {g.suite}::{g.name}: {g.message.splitlines()[0][:100] if g.message else ''}")
+    out.append("")
+    verdict = VERDICTS.get(summary.exit_status, "?")
+    where = f" (results in {results_dir})" if results_dir else ""
+    out.append(f"verdict: {verdict}, exit status {summary.exit_status}{where}")
+    return "\n".join(out)

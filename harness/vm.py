@@ -1,0 +1,143 @@
+"""Stage 5 (boot): run a command in a virtme-ng guest under a watchdog.
+
+The guest is started with ``vng --run IMAGE --exec CMD``. The console (kernel
+log) is captured from vng's stderr (``--verbose``), the command's output from
+its stdout; both are saved in full. A guest that outlives its deadline is
+killed with its whole process group, so no qemu is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HarnessError
+from .profile import Profile
+from .progress import Progress
+
+# Printed by the guest command before anything else: proof that the kernel
+# booted and virtme-ng reached the command.
+START_MARKER = "ISOLHARNESS-GUEST-START"
+
+# vng exits with 255 when the guest never returned a status (panic, console
+# fallback) -- the guest command's own status otherwise.
+VNG_NO_STATUS = 255
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    image: Path
+    profile: Profile
+    accel: str                      # "kvm" or "tcg"
+    command: str                    # shell command run inside the guest
+    rwdirs: tuple[Path, ...] = ()
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class VmResult:
+    accel: str
+    returncode: int | None          # None when the watchdog killed the guest
+    timed_out: bool
+    reached_command: bool
+    duration: float
+    console: Path
+    output: Path
+
+
+def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
+    argv = [
+        vng, "--run", str(spec.image),
+        "--verbose",
+        "--cpus", str(spec.profile.cpus),
+        "--memory", spec.profile.memory,
+        "--disable-monitor",
+    ]
+    if spec.accel == "tcg":
+        # Multi-threaded TCG makes SMP 6.12 guests oops while static keys are
+        # patched; single-threaded TCG boots them cleanly.
+        argv += ["--disable-kvm", "--qemu-opts=-accel tcg,thread=single"]
+    elif spec.accel != "kvm":
+        raise HarnessError(f"unknown accelerator {spec.accel!r}")
+    # Kernel messages up to KERN_INFO reach the console, so WARN splats are seen.
+    append = ["loglevel=7", *spec.profile.cmdline.split()]
+    argv += ["--append", " ".join(append)]
+    for d in spec.rwdirs:
+        argv += ["--rwdir", str(d)]
+    if spec.cwd:
+        argv += ["--cwd", str(spec.cwd)]
+    argv += ["--exec", f"echo {START_MARKER}; {spec.command}"]
+    return argv
+
+
+def _vng_path() -> str:
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "vng"
+    if here.exists():
+        return str(here)
+    found = shutil.which("vng")
+    if not found:
+        raise HarnessError("virtme-ng (vng) is not installed", hint="run 'make venv' or pip install virtme-ng")
+    return found
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL; wait until nothing is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+    proc.wait()
+
+
+def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str = "boot",
+           quiet: bool = False) -> VmResult:
+    if not spec.image.is_file():
+        raise HarnessError(f"kernel image {spec.image} does not exist", hint="run 'isolharness build' first")
+    console.parent.mkdir(parents=True, exist_ok=True)
+    argv = vng_argv(spec, _vng_path())
+    progress = Progress(stage)
+    start = time.monotonic()
+    with console.open("wb") as con, output.open("wb") as out:
+        con.write(("# " + shlex.join(argv) + "\n").encode())
+        con.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=con, start_new_session=True)
+        timed_out = False
+        try:
+            while proc.poll() is None:
+                elapsed = time.monotonic() - start
+                if elapsed > timeout:
+                    timed_out = True
+                    kill_group(proc)
+                    break
+                if not quiet:
+                    progress.update(f"guest running ({spec.accel}, {spec.profile.cpus} vCPUs)")
+                time.sleep(0.5)
+        except BaseException:
+            kill_group(proc)
+            raise
+        # vng may leave qemu behind if it died first; the group goes too.
+        kill_group(proc, grace=2.0)
+    duration = time.monotonic() - start
+    reached = START_MARKER.encode() in output.read_bytes()
+    rc = None if timed_out else proc.returncode
+    if not quiet:
+        state = "killed by the watchdog" if timed_out else f"exit {rc}"
+        progress.done(f"guest {state}")
+    return VmResult(spec.accel, rc, timed_out, reached, duration, console, output)

@@ -1,0 +1,38 @@
+"""Shared fixtures for the tests that run inside the guest.
+
+The harness passes what it knows through the environment: the installed
+uapi headers of the kernel under test, the series applied to it, and the
+CPUs the profile isolates.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    if not Path("/sys/kernel").exists() or "ISOLHARNESS_SERIES" not in os.environ:
+        skip = pytest.mark.skip(reason="guest tests run inside the isolharness guest only")
+        for item in items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def applied_series() -> set[str]:
+    return {s for s in os.environ.get("ISOLHARNESS_SERIES", "").split(",") if s}
+
+
+@pytest.fixture(scope="session")
+def headers() -> Path:
+    path = Path(os.environ.get("ISOLHARNESS_HEADERS", ""))
+    if not (path / "linux").is_dir():
+        pytest.fail(f"installed uapi headers not found at {path!s}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def isolated_cpus() -> str:
+    return os.environ.get("ISOLHARNESS_ISOLATED", "")

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+
+from harness.errors import KconfigError
+from harness.kconfig import (Dropped, find_dropped, format_dropped, load_fragment, parse_config_text,
+                             requested_options)
+
+KCONFIGS = Path(__file__).resolve().parents[2] / "kconfigs"
+
+
+def test_parse_set_unset_and_comments():
+    opts = parse_config_text("# comment\nCONFIG_A=y\n\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\nCONFIG_D=64\n")
+    assert opts == {"CONFIG_A": "y", "CONFIG_B": "n", "CONFIG_C": '"x y"', "CONFIG_D": "64"}
+
+
+def test_parse_rejects_garbage_with_location():
+    with pytest.raises(KconfigError, match=r"frag:2: cannot parse 'CONFIG_A y'"):
+        parse_config_text("CONFIG_B=y\nCONFIG_A y\n", "frag")
+
+
+def test_later_fragment_overrides(tmp_path):
+    a = tmp_path / "a.config"
+    b = tmp_path / "b.config"
+    a.write_text("CONFIG_X=y\nCONFIG_Y=y\n")
+    b.write_text("CONFIG_X=n\n")
+    assert requested_options([load_fragment(a), load_fragment(b)]) == {"CONFIG_X": "n", "CONFIG_Y": "y"}
+
+
+def test_missing_fragment(tmp_path):
+    with pytest.raises(KconfigError, match="does not exist"):
+        load_fragment(tmp_path / "nope.config")
+
+
+def test_find_dropped_distinguishes_unknown_and_unmet():
+    requested = {"CONFIG_A": "y", "CONFIG_B": "y", "CONFIG_C": "n", "CONFIG_D": "m", "CONFIG_E": "5"}
+    final = {"CONFIG_A": "y", "CONFIG_D": "y", "CONFIG_E": "5"}
+    dropped = find_dropped(requested, final, defined={"A", "D", "E"})
+    assert dropped == [Dropped("CONFIG_B", "y", "n", False), Dropped("CONFIG_D", "m", "y", True)]
+    text = format_dropped(dropped)
+    assert "CONFIG_B: requested y, got n (no such option in this kernel)" in text
+    assert "CONFIG_D: requested m, got y (unmet dependencies)" in text
+
+
+def test_project_fragments_parse():
+    for frag in KCONFIGS.glob("*.config"):
+        assert load_fragment(frag).options, frag

@@ -1,0 +1,59 @@
+import pytest
+
+from harness.accel import decide
+from harness.errors import HarnessError
+from harness.outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
+
+
+@pytest.mark.parametrize("statuses, expected", [
+    (["passed", "passed"], EXIT_OK),
+    (["passed", "skipped"], EXIT_OK),
+    (["passed", "failed"], EXIT_FAILED),
+    (["failed", "error"], EXIT_ERROR),
+    (["skipped"], EXIT_ERROR),
+    ([], EXIT_ERROR),
+])
+def test_exit_status(statuses, expected):
+    assert exit_status(statuses) == expected
+
+
+def never(): raise AssertionError("probe must not run")
+
+
+def test_tcg_requested_never_probes():
+    choice, record = decide("tcg", True, None, "k", never)
+    assert choice.accel == "tcg" and record is None
+
+
+def test_no_device_falls_back_without_probe():
+    choice, _ = decide("auto", False, None, "k", never)
+    assert choice.accel == "tcg" and "/dev/kvm" in choice.reason
+
+
+def test_kvm_requested_without_device_is_an_error():
+    with pytest.raises(HarnessError, match="/dev/kvm"):
+        decide("kvm", False, None, "k", never)
+
+
+def test_probe_failure_means_tcg_and_is_recorded():
+    choice, record = decide("auto", True, None, "host1", lambda: False)
+    assert choice.accel == "tcg" and "did not reach" in choice.reason
+    assert record == {"key": "host1", "accel": "tcg", "reason": choice.reason}
+
+
+def test_probe_success_means_kvm():
+    choice, _ = decide("auto", True, None, "host1", lambda: True)
+    assert choice.accel == "kvm"
+
+
+def test_cached_verdict_used_only_for_same_host_key():
+    cached = {"key": "host1", "accel": "tcg", "reason": "probe hung"}
+    choice, record = decide("auto", True, cached, "host1", never)
+    assert choice.accel == "tcg" and "cached" in choice.reason and record is None
+    choice, record = decide("auto", True, cached, "host2", lambda: True)
+    assert choice.accel == "kvm" and record is not None
+
+
+def test_unknown_accel():
+    with pytest.raises(HarnessError, match="unknown accelerator"):
+        decide("hvf", True, None, "k", never)
