@@ -229,9 +229,8 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                      head_commit=prep.tree.head_commit)
         with locked(prep.cache, prep.tree.key):
             if boot_only:
+                stages.append(StageResult("config", SKIPPED, 0.0, "boot only"))
                 kbuild = _timed("build", stages, lambda: existing_build(prep, opts))
-                stages[-1].message = "boot only: the kernel built last"
-                stages.insert(-1, StageResult("config", SKIPPED, 0.0, "boot only"))
             else:
                 kcfg = _timed("config", stages, lambda: stage_config(prep, opts))
                 props["config_hash"] = kcfg.config_hash[:16]

@@ -57,6 +57,8 @@ def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
         "--cpus", str(spec.profile.cpus),
         "--memory", spec.profile.memory,
         "--disable-monitor",
+        # No Rust virtiofsd on Debian 12: skip the attempt, 9p works.
+        "--force-9p",
     ]
     if spec.accel == "tcg":
         # Multi-threaded TCG makes SMP 6.12 guests oops while static keys are
@@ -64,9 +66,11 @@ def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
         argv += ["--disable-kvm", "--qemu-opts=-accel tcg,thread=single"]
     elif spec.accel != "kvm":
         raise HarnessError(f"unknown accelerator {spec.accel!r}")
-    # Kernel messages up to KERN_INFO reach the console, so WARN splats are seen.
-    append = ["loglevel=7", *spec.profile.cmdline.split()]
-    argv += ["--append", " ".join(append)]
+    # With --verbose vng already asks for loglevel=7, so WARN splats reach
+    # the console. Our arguments come after vng's own (but before its init=),
+    # so they win where both set the same parameter.
+    if spec.profile.cmdline:
+        argv += ["--append", spec.profile.cmdline]
     for d in spec.rwdirs:
         argv += ["--rwdir", str(d)]
     if spec.cwd:
@@ -117,7 +121,11 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
     with console.open("wb") as con, output.open("wb") as out:
         con.write(("# " + shlex.join(argv) + "\n").encode())
         con.flush()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=con, start_new_session=True)
+        env = dict(os.environ)
+        # vng runs virtme-run from PATH: make it the one beside vng.
+        env["PATH"] = f"{Path(argv[0]).parent}:{env.get('PATH', '')}"
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=con, env=env,
+                                start_new_session=True)
         timed_out = False
         try:
             while proc.poll() is None:

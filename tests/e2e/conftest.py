@@ -1,0 +1,69 @@
+"""End-to-end tests: real kernel builds and real QEMU boots through the CLI.
+
+They share the harness cache (``$ISOLHARNESS_CACHE`` or ~/.cache/isolharness)
+with ``make check-isol``, so after the first run only changes rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from junitparser import JUnitXml
+
+PROJECT = Path(__file__).resolve().parents[2]
+ISOLHARNESS = Path(sys.executable).parent / "isolharness"
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+    results: Path
+
+    @property
+    def junit(self) -> JUnitXml:
+        return JUnitXml.fromfile(str(self.results / "junit.xml"))
+
+    def cases(self) -> dict[str, object]:
+        out = {}
+        for suite in self.junit:
+            for case in suite:
+                out[f"{suite.name}::{case.name}"] = case
+        return out
+
+    def properties(self) -> dict[str, str]:
+        for suite in self.junit:
+            if suite.name == "isolharness.stages":
+                return {p.name: p.value for p in suite.properties()}
+        return {}
+
+
+def run_cli(args: list[str], results: Path | None, timeout: float = 3600, **kw) -> Run:
+    cmd = [str(ISOLHARNESS), *args]
+    if results is not None:
+        cmd += ["--results", str(results)]
+    proc = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=timeout, **kw)
+    output = proc.stdout + proc.stderr
+    sys.stdout.write(f"$ {' '.join(cmd)}\n{output}\n")
+    return Run(proc.returncode, output, results or PROJECT / "results/latest")
+
+
+@pytest.fixture(scope="session")
+def results_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e-results")
+
+
+@pytest.fixture(scope="session")
+def default_run(results_root) -> Run:
+    """`isolharness check` with the default series: what `make check-isol` runs."""
+    return run_cli(["check"], results_root / "default" / "latest")
+
+
+def qemu_processes() -> list[str]:
+    res = subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True)
+    return [line for line in res.stdout.splitlines() if line.strip()]

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+from harness.console import Splat
+from harness.junit import build_junit, write_junit
+from harness.outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
+from harness.summary import load, render
+
+GUEST_XML = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="guest" errors="1" failures="1" skipped="1" tests="4" time="1.5">
+<testcase classname="tests.guest.test_a" name="test_ok" time="0.1"/>
+<testcase classname="tests.guest.test_a" name="test_bad" time="0.2"><failure message="assert 1 == 2">trace</failure></testcase>
+<testcase classname="tests.guest.test_a" name="test_fixture" time="0.2"><error message="fixture broke">trace</error></testcase>
+<testcase classname="tests.guest.test_a" name="test_skip" time="0.0"><skipped message="absent"/></testcase>
+</testsuite></testsuites>
+"""
+
+
+def stages(*statuses):
+    names = ["prepare", "config", "build", "boot"]
+    return [StageResult(n, s, 1.5, "msg" if s != PASSED else "") for n, s in zip(names, statuses)]
+
+
+def roundtrip(tmp_path: Path, st, splats=(), guest=None):
+    guest_path = None
+    if guest:
+        guest_path = tmp_path / "guest.xml"
+        guest_path.write_text(guest)
+    xml = build_junit(st, list(splats), True, {"accelerator": "tcg (requested)", "series": "none"}, guest_path)
+    write_junit(xml, tmp_path / "junit.xml")
+    return load(tmp_path)
+
+
+def test_all_green(tmp_path):
+    s = roundtrip(tmp_path, stages(PASSED, PASSED, PASSED, PASSED))
+    assert s.exit_status == 0
+    assert [c.name for c in s.stages] == ["prepare", "config", "build", "boot"]
+    assert s.properties["accelerator"] == "tcg (requested)"
+    assert "verdict: PASS, exit status 0" in render(s)
+
+
+def test_guest_failure_and_error_count_as_failed_tests(tmp_path):
+    s = roundtrip(tmp_path, stages(PASSED, PASSED, PASSED, PASSED), guest=GUEST_XML)
+    assert s.exit_status == 1
+    assert s.counts == {"passed": 1, "failed": 2, "skipped": 1}
+    text = render(s)
+    assert "1 passed, 2 failed, 1 skipped" in text and "test_bad" in text
+
+
+def test_splat_fails_green_run(tmp_path):
+    splat = Splat("warning", 10, "WARNING: CPU: 1 PID: 2 at x.c:3 f+0x1/0x2", "WARNING: ...\nCall Trace:\n")
+    s = roundtrip(tmp_path, stages(PASSED, PASSED, PASSED, PASSED), [splat])
+    assert s.exit_status == 1
+    assert "1 kernel splat(s)" in render(s)
+
+
+def test_harness_error_outranks_failure(tmp_path):
+    s = roundtrip(tmp_path, stages(PASSED, ERROR, SKIPPED, SKIPPED))
+    assert s.exit_status == 2
+    s = roundtrip(tmp_path, stages(PASSED, PASSED, FAILED, SKIPPED))
+    assert s.exit_status == 1
