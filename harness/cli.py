@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def _common(p: argparse.ArgumentParser, boot: bool = True) -> None:
         b.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole guest run (default 900)")
         b.add_argument("--test-timeout", type=int, default=120, help="seconds per guest test (default 120)")
         b.add_argument("-k", dest="select", metavar="EXPR", help="pytest -k expression for the guest tests")
+        b.add_argument("--expect", action="append", default=[], metavar="SERIES",
+                       help="guest tests of SERIES must find its feature even though the harness did not apply it "
+                            "(a --ksrc tree that already carries it; negative controls)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +78,7 @@ def options(args: argparse.Namespace) -> pipeline.RunOptions:
     if hasattr(args, "profile"):
         opts.profile = make_profile(args.profile, args.cpus, args.memory, args.cmdline, args.append)
         opts.accel, opts.timeout, opts.test_timeout, opts.select = args.accel, args.timeout, args.test_timeout, args.select
+        opts.expect = args.expect
         if opts.timeout <= 0 or opts.test_timeout <= 0:
             raise HarnessError("--timeout and --test-timeout must be positive")
     return opts
@@ -116,10 +121,22 @@ def _exec_cmd(opts: pipeline.RunOptions, argv: list[str]) -> int:
         return EXIT_FAILED
     if any(c.status == "failed" for c in result.console):
         return EXIT_FAILED
-    return EXIT_FAILED if run.guest_status is None else run.guest_status
+    if run.guest_status is None:
+        return EXIT_FAILED
+    print(f"isolharness: the guest command exited with status {run.guest_status}")
+    return run.guest_status
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C and a CI runner's SIGTERM both stop the run cleanly: builds and
+    # guests are killed with their process groups, the report is written.
+    # Set explicitly: a shell starting us in the background ignores SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     try:
         if args.cmd == "doctor":

@@ -17,6 +17,8 @@ class GuestSuite:
     results: Path               # shared read-write with the host
     headers: Path               # installed uapi headers of the built kernel
     series: tuple[str, ...]     # series applied to the kernel under test
+    expect: tuple[str, ...]     # series whose features the tests must find
+    ksrc: Path                  # the source tree the kernel was built from
     isolated: str               # cpulist the profile isolates
     cpus: int                   # vCPUs of the profile
     test_timeout: int           # seconds per guest test
@@ -27,6 +29,8 @@ def guest_env(suite: GuestSuite) -> dict[str, str]:
     return {
         "ISOLHARNESS_HEADERS": str(suite.headers),
         "ISOLHARNESS_SERIES": ",".join(suite.series),
+        "ISOLHARNESS_EXPECT": ",".join(suite.expect),
+        "ISOLHARNESS_KSRC": str(suite.ksrc),
         "ISOLHARNESS_ISOLATED": suite.isolated,
         "ISOLHARNESS_CPUS": str(suite.cpus),
         "ISOLHARNESS_RESULTS": str(suite.results),

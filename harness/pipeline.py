@@ -49,6 +49,7 @@ class RunOptions:
     timeout: float = 900.0                   # whole guest run
     test_timeout: int = 120                  # each guest test
     select: str | None = None                # pytest -k
+    expect: list[str] = field(default_factory=list)  # series the guest tests must find, beyond those applied
     results: Path = Path("results/latest")
     jobs: int | None = None
     patches_dir: Path = PROJECT / "patches"
@@ -87,7 +88,9 @@ def stage_prepare(opts: RunOptions) -> Prepared:
     return Prepared(cache, src, tuple(series), tree)
 
 
-def fragment_paths(opts: RunOptions) -> list[Path]:
+def fragment_paths(opts: RunOptions, series: tuple[Series, ...] = ()) -> list[Path]:
+    """The fragments asked for, then kconfigs/series/<name>.config of each
+    applied series that has one (the options only that series defines)."""
     paths = []
     for name in opts.fragments:
         p = Path(name)
@@ -97,6 +100,10 @@ def fragment_paths(opts: RunOptions) -> list[Path]:
             known = sorted(f.stem for f in opts.kconfigs_dir.glob("*.config"))
             raise HarnessError(f"config fragment '{name}' not found", hint=f"known fragments: {', '.join(known)}")
         paths.append(p)
+    for s in series:
+        own = opts.kconfigs_dir / "series" / f"{s.name}.config"
+        if own.is_file():
+            paths.append(own)
     return paths
 
 
@@ -106,7 +113,7 @@ def build_dir(prep: Prepared, opts: RunOptions) -> Path:
 
 
 def stage_config(prep: Prepared, opts: RunOptions) -> KernelConfig:
-    return configure(prep.tree.path, build_dir(prep, opts), fragment_paths(opts))
+    return configure(prep.tree.path, build_dir(prep, opts), fragment_paths(opts, prep.series))
 
 
 def stage_build(prep: Prepared, kcfg: KernelConfig, opts: RunOptions) -> KernelBuild:
@@ -136,7 +143,8 @@ def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelC
 def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: accel_mod.AccelChoice,
                argv: list[str] | None = None) -> BootOutcome:
     results = opts.results.resolve()
-    suite = GuestSuite(PROJECT, results, kbuild.headers, prep.tree.series_names,
+    expect = tuple(dict.fromkeys([*prep.tree.series_names, *opts.expect]))
+    suite = GuestSuite(PROJECT, results, kbuild.headers, prep.tree.series_names, expect, prep.tree.path,
                        opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout, opts.select)
     if argv is None:
         command = pytest_command(suite)

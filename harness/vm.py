@@ -12,9 +12,11 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO
 
 from .errors import HarnessError
 from .profile import Profile
@@ -110,6 +112,20 @@ def kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     proc.wait()
 
 
+def _pump(src: IO[bytes] | None, dst: BinaryIO) -> threading.Thread:
+    """Copy a pipe into a file as it comes, so nothing is lost on a kill."""
+
+    def copy() -> None:
+        assert src is not None
+        for chunk in iter(lambda: src.read1(65536), b""):
+            dst.write(chunk)
+            dst.flush()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread
+
+
 def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str = "boot",
            quiet: bool = False) -> VmResult:
     if not spec.image.is_file():
@@ -124,8 +140,12 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
         env = dict(os.environ)
         # vng runs virtme-run from PATH: make it the one beside vng.
         env["PATH"] = f"{Path(argv[0]).parent}:{env.get('PATH', '')}"
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=con, env=env,
-                                start_new_session=True)
+        # Pipes, not files: QEMU reopens /proc/self/fd/{1,2} for several
+        # chardevs, and on a regular file each would truncate and overwrite
+        # the others' output.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env, start_new_session=True)
+        pumps = [_pump(proc.stdout, out), _pump(proc.stderr, con)]
         timed_out = False
         try:
             while proc.poll() is None:
@@ -142,6 +162,8 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
             raise
         # vng may leave qemu behind if it died first; the group goes too.
         kill_group(proc, grace=2.0)
+        for pump in pumps:
+            pump.join(timeout=10)
     duration = time.monotonic() - start
     reached = START_MARKER.encode() in output.read_bytes()
     rc = None if timed_out else proc.returncode

@@ -44,9 +44,10 @@ class Run:
 
 
 def run_cli(args: list[str], results: Path | None, timeout: float = 3600, **kw) -> Run:
-    cmd = [str(ISOLHARNESS), *args]
+    cmd = [str(ISOLHARNESS), args[0]]
     if results is not None:
-        cmd += ["--results", str(results)]
+        cmd += ["--results", str(results)]  # before any `-- CMD` of exec
+    cmd += args[1:]
     proc = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=timeout, **kw)
     output = proc.stdout + proc.stderr
     sys.stdout.write(f"$ {' '.join(cmd)}\n{output}\n")

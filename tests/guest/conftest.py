@@ -26,6 +26,13 @@ def applied_series() -> set[str]:
 
 
 @pytest.fixture(scope="session")
+def expected_series() -> set[str]:
+    """Series whose features must be present: a test of such a feature
+    fails (not skips) when it is absent."""
+    return {s for s in os.environ.get("ISOLHARNESS_EXPECT", "").split(",") if s}
+
+
+@pytest.fixture(scope="session")
 def headers() -> Path:
     path = Path(os.environ.get("ISOLHARNESS_HEADERS", ""))
     if not (path / "linux").is_dir():

@@ -1,0 +1,530 @@
+"""Task isolation prctl interface (patches/task-isolation), held to
+INTERFACE.md "Series 1": every row of the table, inheritance, execve, an
+observable effect of the quiesce, and the samples.
+
+Each scenario runs in a fresh child process: isolation data belongs to a
+task and survives in it, so tests must not share one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import mmap
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+
+import pytest
+
+from uapi import HeaderMissing, constants
+
+SERIES = "task-isolation"
+NAMES = ["PR_ISOL_FEAT", "PR_ISOL_GET", "PR_ISOL_SET", "PR_ISOL_CTRL_GET", "PR_ISOL_CTRL_SET",
+         "PR_ISOL_GET_INT", "PR_ISOL_SET_INT", "ISOL_F_QUIESCE", "ISOL_F_QUIESCE_VMSTATS", "INHERIT_CFG",
+         "ISOL_INHERIT_CONF", "ISOL_INHERIT_ACTIVE", "sizeof(struct task_isol_inherit_control)"]
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+libc.prctl.restype = ctypes.c_int
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mmap.restype = ctypes.c_void_p
+libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+PAGE = mmap.PAGESIZE
+
+
+class InheritControl(ctypes.Structure):
+    _fields_ = [("inherit_mask", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 7)]
+
+
+# ---------------------------------------------------------------- helpers
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    ret = libc.prctl(option, a2, a3, a4, a5)
+    if ret == -1:
+        e = ctypes.get_errno()
+        raise OSError(e, f"prctl({option}, {a2:#x}, {a3:#x}, {a4:#x}, {a5:#x}): {os.strerror(e)}")
+    return ret
+
+
+def prctl_errno(option: int, *args: int) -> int:
+    """The errno a call fails with (0 if it succeeds)."""
+    try:
+        prctl(option, *args)
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+def in_child(fn, *args):
+    """Run fn(*args) in a forked child; return its result or re-raise its failure."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            payload = ("ok", fn(*args))
+        except BaseException:  # noqa: BLE001 - everything goes back to the parent
+            payload = ("err", traceback.format_exc())
+        with os.fdopen(w, "wb") as f:
+            pickle.dump(payload, f)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    kind, value = pickle.loads(data)
+    if kind == "err":
+        pytest.fail(f"in child process:\n{value}")
+    return value
+
+
+@pytest.fixture(scope="module")
+def c(headers, expected_series) -> dict[str, int]:
+    """The interface's constants, from the installed headers; absent -> fail
+    when the series is expected, skip when it is not."""
+    def absent(why: str):
+        if SERIES in expected_series:
+            pytest.fail(f"{SERIES} series expected but the feature is absent: {why}")
+        pytest.skip(f"{SERIES} series not applied to this kernel")
+
+    try:
+        consts = constants(headers, ["linux/prctl.h", "linux/task_isolation.h"], NAMES)
+    except HeaderMissing as exc:
+        absent(str(exc))
+    if prctl_errno(consts["PR_ISOL_FEAT"], 0) == errno.EINVAL:
+        absent("prctl(PR_ISOL_FEAT, 0) fails with EINVAL (CONFIG_TASK_ISOLATION off, or no such option)")
+    assert consts["sizeof(struct task_isol_inherit_control)"] == ctypes.sizeof(InheritControl)
+    return consts
+
+
+def state(c) -> dict[str, int]:
+    ctl = InheritControl()
+    prctl(c["PR_ISOL_GET_INT"], c["INHERIT_CFG"], ctypes.addressof(ctl))
+    return {"conf": prctl(c["PR_ISOL_GET"], 0), "quiesce": prctl(c["PR_ISOL_GET"], c["ISOL_F_QUIESCE"]),
+            "active": prctl(c["PR_ISOL_CTRL_GET"]), "inherit": ctl.inherit_mask}
+
+
+def set_inherit(c, mask: int) -> None:
+    ctl = InheritControl(inherit_mask=mask)
+    prctl(c["PR_ISOL_SET_INT"], c["INHERIT_CFG"], ctypes.addressof(ctl))
+
+
+def configure_and_activate(c) -> None:
+    prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+    prctl(c["PR_ISOL_CTRL_SET"], c["ISOL_F_QUIESCE"])
+
+
+def unknown_bit(known: int) -> int:
+    bit = 1
+    while bit & known:
+        bit <<= 1
+    return bit
+
+
+def nothing(c) -> dict[str, int]:
+    return {"conf": 0, "quiesce": 0, "active": 0, "inherit": 0}
+
+
+# ---------------------------------------------------------------- the table
+
+def test_feat_lists_supported_features_and_quiesce_bits(c):
+    def run():
+        return prctl(c["PR_ISOL_FEAT"], 0), prctl(c["PR_ISOL_FEAT"], c["ISOL_F_QUIESCE"])
+    feats, quiesce = in_child(run)
+    assert feats & c["ISOL_F_QUIESCE"]
+    assert quiesce & c["ISOL_F_QUIESCE_VMSTATS"]
+
+
+def test_feat_unknown_feature_is_einval(c):
+    def run():
+        return prctl_errno(c["PR_ISOL_FEAT"], unknown_bit(prctl(c["PR_ISOL_FEAT"], 0)))
+    assert in_child(run) == errno.EINVAL
+
+
+def test_nothing_configured_at_start(c):
+    assert in_child(state, c) == nothing(c)
+
+
+def test_set_then_get_configuration_changes_no_activation(c):
+    def run():
+        prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+        return state(c)
+    s = in_child(run)
+    assert s["conf"] == c["ISOL_F_QUIESCE"]
+    assert s["quiesce"] == c["ISOL_F_QUIESCE_VMSTATS"]
+    assert s["active"] == 0  # configuring alone activates nothing
+
+
+@pytest.mark.parametrize("what", ["unknown quiesce bit", "unknown feature", "feature 0"])
+def test_set_refuses_unknown_bits_and_features(c, what):
+    def run():
+        supported = prctl(c["PR_ISOL_FEAT"], c["ISOL_F_QUIESCE"])
+        args = {"unknown quiesce bit": (c["ISOL_F_QUIESCE"], unknown_bit(supported)),
+                "unknown feature": (unknown_bit(prctl(c["PR_ISOL_FEAT"], 0)), c["ISOL_F_QUIESCE_VMSTATS"]),
+                "feature 0": (0, c["ISOL_F_QUIESCE_VMSTATS"])}[what]
+        return prctl_errno(c["PR_ISOL_SET"], *args), state(c)
+    err, s = in_child(run)
+    assert err == errno.EINVAL
+    assert s == nothing(c)
+
+
+def test_get_unknown_feature_is_einval(c):
+    def run():
+        return prctl_errno(c["PR_ISOL_GET"], unknown_bit(prctl(c["PR_ISOL_FEAT"], 0)))
+    assert in_child(run) == errno.EINVAL
+
+
+def test_set_mask_zero_removes_configuration_and_deactivates(c):
+    def run():
+        configure_and_activate(c)
+        prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], 0)
+        return state(c)
+    assert in_child(run) == nothing(c)
+
+
+def test_ctrl_set_activates_and_deactivates(c):
+    def run():
+        prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+        rc = prctl(c["PR_ISOL_CTRL_SET"], c["ISOL_F_QUIESCE"])
+        active = prctl(c["PR_ISOL_CTRL_GET"])
+        prctl(c["PR_ISOL_CTRL_SET"], 0)
+        return rc, active, state(c)
+    rc, active, after = in_child(run)
+    assert rc == 0 and active == c["ISOL_F_QUIESCE"]
+    assert after["active"] == 0 and after["conf"] == c["ISOL_F_QUIESCE"]  # configuration stays
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_ctrl_set_refuses_unconfigured_or_unknown_feature(c, configured):
+    def run():
+        if configured:
+            prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+        unknown = unknown_bit(prctl(c["PR_ISOL_FEAT"], 0))
+        # unconfigured: QUIESCE itself is refused; configured: an unknown feature is
+        mask = (c["ISOL_F_QUIESCE"] | unknown) if configured else c["ISOL_F_QUIESCE"]
+        return prctl_errno(c["PR_ISOL_CTRL_SET"], mask), prctl(c["PR_ISOL_CTRL_GET"])
+    err, active = in_child(run)
+    assert err == errno.EINVAL
+    assert active == 0
+
+
+def test_inherit_control_roundtrip(c):
+    def run():
+        before = state(c)["inherit"]
+        set_inherit(c, c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+        return before, state(c)["inherit"]
+    assert in_child(run) == (0, c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+
+
+@pytest.mark.parametrize("what", ["unknown cmd", "unknown bit", "active without conf", "nonzero pad"])
+def test_set_int_errors(c, what):
+    def run():
+        ctl = InheritControl(inherit_mask=c["ISOL_INHERIT_CONF"])
+        cmd = c["INHERIT_CFG"]
+        if what == "unknown cmd":
+            cmd += 1000
+        elif what == "unknown bit":
+            ctl.inherit_mask = unknown_bit(c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+        elif what == "active without conf":
+            ctl.inherit_mask = c["ISOL_INHERIT_ACTIVE"]
+        else:
+            ctl.pad[3] = 1
+        return prctl_errno(c["PR_ISOL_SET_INT"], cmd, ctypes.addressof(ctl)), state(c)["inherit"]
+    err, inherit = in_child(run)
+    assert err == errno.EINVAL
+    assert inherit == 0
+
+
+def test_get_int_unknown_cmd_is_einval(c):
+    def run():
+        ctl = InheritControl()
+        return prctl_errno(c["PR_ISOL_GET_INT"], c["INHERIT_CFG"] + 1000, ctypes.addressof(ctl))
+    assert in_child(run) == errno.EINVAL
+
+
+@pytest.mark.parametrize("option", ["PR_ISOL_SET_INT", "PR_ISOL_GET_INT"])
+@pytest.mark.parametrize("pointer", [0, 1, 0xFFFFFFFFFFFFF000])
+def test_int_bad_pointer_is_efault(c, option, pointer):
+    assert in_child(lambda: prctl_errno(c[option], c["INHERIT_CFG"], pointer)) == errno.EFAULT
+
+
+# Each option with one of the arguments the spec requires to be 0 set nonzero.
+NONZERO = [
+    ("PR_ISOL_FEAT", 3), ("PR_ISOL_FEAT", 4), ("PR_ISOL_FEAT", 5),
+    ("PR_ISOL_GET", 3), ("PR_ISOL_GET", 4), ("PR_ISOL_GET", 5),
+    ("PR_ISOL_SET", 4), ("PR_ISOL_SET", 5),
+    ("PR_ISOL_CTRL_GET", 2), ("PR_ISOL_CTRL_GET", 3), ("PR_ISOL_CTRL_GET", 4), ("PR_ISOL_CTRL_GET", 5),
+    ("PR_ISOL_CTRL_SET", 3), ("PR_ISOL_CTRL_SET", 4), ("PR_ISOL_CTRL_SET", 5),
+    ("PR_ISOL_GET_INT", 4), ("PR_ISOL_GET_INT", 5),
+    ("PR_ISOL_SET_INT", 4), ("PR_ISOL_SET_INT", 5),
+]
+
+
+@pytest.mark.parametrize("option, position", NONZERO, ids=[f"{o}-arg{p}" for o, p in NONZERO])
+def test_nonzero_unused_argument_is_einval(c, option, position):
+    def run():
+        prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+        ctl = InheritControl(inherit_mask=c["ISOL_INHERIT_CONF"])
+        valid = {  # arguments that make each call succeed
+            "PR_ISOL_FEAT": [0, 0, 0, 0], "PR_ISOL_GET": [0, 0, 0, 0],
+            "PR_ISOL_SET": [c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"], 0, 0],
+            "PR_ISOL_CTRL_GET": [0, 0, 0, 0], "PR_ISOL_CTRL_SET": [c["ISOL_F_QUIESCE"], 0, 0, 0],
+            "PR_ISOL_GET_INT": [c["INHERIT_CFG"], ctypes.addressof(ctl), 0, 0],
+            "PR_ISOL_SET_INT": [c["INHERIT_CFG"], ctypes.addressof(ctl), 0, 0],
+        }[option]
+        ok = prctl_errno(c[option], *valid)
+        args = list(valid)
+        args[position - 2] = 1
+        before = state(c)
+        err = prctl_errno(c[option], *args)
+        return ok, err, before, state(c)
+    ok, err, before, after = in_child(run)
+    assert ok == 0, "the valid form of the call must succeed"
+    assert err == errno.EINVAL
+    assert before == after
+
+
+def test_no_privilege_needed(c):
+    def run():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        configure_and_activate(c)
+        set_inherit(c, c["ISOL_INHERIT_CONF"])
+        return os.geteuid(), state(c)
+    euid, s = in_child(run)
+    assert euid == 65534
+    assert s["active"] == c["ISOL_F_QUIESCE"]
+
+
+# ---------------------------------------------------------------- inheritance
+
+def _fork_state(c) -> dict[str, int]:
+    """State of a child forked from the current task."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, json.dumps(state(c)).encode())
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, 4096)
+    os.waitpid(pid, 0)
+    os.close(r)
+    return json.loads(data)
+
+
+def _thread_state(c) -> dict[str, int]:
+    out: dict[str, dict[str, int]] = {}
+    t = threading.Thread(target=lambda: out.setdefault("s", state(c)))
+    t.start()
+    t.join()
+    return out["s"]
+
+
+def _setup(c, inherit: int | None, order: str = "conf-first") -> None:
+    if order == "inherit-first" and inherit is not None:
+        set_inherit(c, inherit)
+    configure_and_activate(c)
+    if order == "conf-first" and inherit is not None:
+        set_inherit(c, inherit)
+
+
+def test_child_inherits_nothing_by_default(c):
+    def run():
+        _setup(c, None)
+        return _fork_state(c), _thread_state(c)
+    child, thread = in_child(run)
+    assert child == nothing(c) and thread == nothing(c)
+
+
+@pytest.mark.parametrize("order", ["conf-first", "inherit-first"])
+def test_inherit_conf_passes_configuration_not_activation(c, order):
+    def run():
+        _setup(c, c["ISOL_INHERIT_CONF"], order)
+        return _fork_state(c), _thread_state(c)
+    for s in in_child(run):
+        assert s == {"conf": c["ISOL_F_QUIESCE"], "quiesce": c["ISOL_F_QUIESCE_VMSTATS"], "active": 0,
+                     "inherit": c["ISOL_INHERIT_CONF"]}
+
+
+def test_inherit_conf_active_passes_activation(c):
+    mask = None
+
+    def run():
+        _setup(c, c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+        return _fork_state(c), _thread_state(c)
+    mask = c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"]
+    for s in in_child(run):
+        assert s == {"conf": c["ISOL_F_QUIESCE"], "quiesce": c["ISOL_F_QUIESCE_VMSTATS"],
+                     "active": c["ISOL_F_QUIESCE"], "inherit": mask}
+
+
+@pytest.mark.parametrize("inherit", ["CONF", "CONF|ACTIVE"])
+def test_grandchildren_inherit(c, inherit):
+    mask = c["ISOL_INHERIT_CONF"] | (c["ISOL_INHERIT_ACTIVE"] if "ACTIVE" in inherit else 0)
+
+    def run():
+        _setup(c, mask)
+        return in_child(_fork_state, c)  # fork inside a child of this task
+    s = in_child(run)
+    assert s["conf"] == c["ISOL_F_QUIESCE"] and s["inherit"] == mask
+    assert s["active"] == (c["ISOL_F_QUIESCE"] if "ACTIVE" in inherit else 0)
+
+
+STATE_SCRIPT = """
+import ctypes, json, sys
+c = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+class Ctl(ctypes.Structure):
+    _fields_ = [("inherit_mask", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 7)]
+ctl = Ctl()
+assert libc.prctl(c["PR_ISOL_GET_INT"], c["INHERIT_CFG"], ctypes.addressof(ctl), 0, 0) == 0
+print(json.dumps({"conf": libc.prctl(c["PR_ISOL_GET"], 0, 0, 0, 0),
+                  "quiesce": libc.prctl(c["PR_ISOL_GET"], c["ISOL_F_QUIESCE"], 0, 0, 0),
+                  "active": libc.prctl(c["PR_ISOL_CTRL_GET"], 0, 0, 0, 0), "inherit": ctl.inherit_mask}))
+"""
+
+
+def test_configuration_and_state_survive_execve(c):
+    def run():
+        _setup(c, c["ISOL_INHERIT_CONF"])
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            # This child inherited CONF only; activate it again, then exec.
+            prctl(c["PR_ISOL_CTRL_SET"], c["ISOL_F_QUIESCE"])
+            os.dup2(w, 1)
+            os.execv(sys.executable, [sys.executable, "-c", STATE_SCRIPT, json.dumps(c)])
+        os.close(w)
+        out = b""
+        while chunk := os.read(r, 4096):
+            out += chunk
+        os.waitpid(pid, 0)
+        return json.loads(out)
+    assert in_child(run) == {"conf": c["ISOL_F_QUIESCE"], "quiesce": c["ISOL_F_QUIESCE_VMSTATS"],
+                             "active": c["ISOL_F_QUIESCE"], "inherit": c["ISOL_INHERIT_CONF"]}
+
+
+# ---------------------------------------------------------------- the quiesce
+
+def isolated_cpu() -> int:
+    text = Path("/sys/devices/system/cpu/isolated").read_text().strip()
+    if not text:
+        pytest.fail("the guest has no isolated CPU (profile without isolcpus=)")
+    return max(int(x) for x in re.split(r"[-,]", text))
+
+
+def vmstat(name: str) -> int:
+    for line in Path("/proc/vmstat").read_text().splitlines():
+        key, value = line.split()
+        if key == name:
+            return int(value)
+    raise KeyError(name)
+
+
+def stat_threshold(cpu: int) -> int:
+    """The smallest per-CPU "vm stats threshold" of the CPU in /proc/zoneinfo."""
+    thresholds, current = [], None
+    for line in Path("/proc/zoneinfo").read_text().splitlines():
+        m = re.match(r"\s+cpu: (\d+)", line)
+        if m:
+            current = int(m.group(1))
+        m = re.match(r"\s+vm stats threshold: (\d+)", line)
+        if m and current == cpu:
+            thresholds.append(int(m.group(1)))
+    assert thresholds, "no per-CPU threshold in /proc/zoneinfo"
+    return min(thresholds)
+
+
+def _pages_to_use(cpu: int) -> int:
+    n = stat_threshold(cpu) // 2
+    if n < 2:
+        pytest.fail(f"vm stats threshold {stat_threshold(cpu)} on CPU {cpu} is too small to tell folding apart")
+    return n
+
+
+def _mlock_delta(c, cpu: int, n: int, mode: str) -> int:
+    """nr_mlock seen globally right after mlock()ing n pages on `cpu`."""
+    os.sched_setaffinity(0, {cpu})
+    if mode in ("active", "deactivated"):
+        configure_and_activate(c)
+    if mode == "deactivated":
+        prctl(c["PR_ISOL_CTRL_SET"], 0)
+    Path("/proc/sys/vm/stat_refresh").write_text("1")  # every CPU's differentials start at 0
+    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    assert addr not in (None, ctypes.c_void_p(-1).value)
+    before = vmstat("nr_mlock")
+    assert libc.mlock(addr, n * PAGE) == 0, os.strerror(ctypes.get_errno())
+    return vmstat("nr_mlock") - before
+
+
+def test_quiesce_folds_vmstats_on_syscall_return(c):
+    """With the quiesce active, the pages one mlock() locked show in the
+    global nr_mlock as soon as the call returns; without it (same kernel,
+    same CPU, same number of pages) they stay in the per-CPU differential."""
+    cpu = isolated_cpu()
+    n = _pages_to_use(cpu)
+    assert in_child(_mlock_delta, c, cpu, n, "active") == n
+    assert in_child(_mlock_delta, c, cpu, n, "inactive") == 0
+
+
+def test_deactivation_stops_the_quiesce(c):
+    cpu = isolated_cpu()
+    n = _pages_to_use(cpu)
+    assert in_child(_mlock_delta, c, cpu, n, "deactivated") == 0
+
+
+def _fault_delta(c, cpu: int, n: int, active: bool) -> int:
+    """nr_anon_pages seen globally after faulting in n pages, then making
+    one unrelated system call: page faults are not syscalls, so they are
+    folded by the next syscall's return."""
+    os.sched_setaffinity(0, {cpu})
+    if active:
+        configure_and_activate(c)
+    Path("/proc/sys/vm/stat_refresh").write_text("1")
+    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    with open("/proc/vmstat", "rb", buffering=0) as f:
+        def anon() -> int:
+            f.seek(0)
+            return int(re.search(rb"^nr_anon_pages (\d+)$", f.read(65536), re.M).group(1))
+        before = anon()
+        ctypes.memset(addr, 1, n * PAGE)  # n page faults, no syscall
+        os.getppid()                      # any syscall
+        return anon() - before
+
+
+def test_quiesce_folds_page_fault_counters_at_next_syscall(c):
+    cpu = isolated_cpu()
+    n = _pages_to_use(cpu)
+    assert in_child(_fault_delta, c, cpu, n, True) >= n
+    assert in_child(_fault_delta, c, cpu, n, False) < n
+
+
+# ---------------------------------------------------------------- the samples
+
+def test_sample_builds_against_installed_headers_and_runs(c, headers):
+    src = Path(os.environ["ISOLHARNESS_KSRC"]) / "samples" / "task_isolation"
+    if not (src / "task_isol_userloop.c").is_file():
+        pytest.fail(f"{src} has no task_isol_userloop.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "task_isol_userloop"
+        build = subprocess.run(["gcc", "-Wall", "-Werror", "-I", str(headers), "-o", str(exe),
+                                str(src / "task_isol.c"), str(src / "task_isol_userloop.c")],
+                               capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr
+        cpu = isolated_cpu()
+        run = subprocess.run([str(exe), "1000000"], capture_output=True, text=True, timeout=60,
+                             preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        assert run.returncode == 0, run.stderr
+        assert "task isolation loop done: 1000000 iterations" in run.stdout
+        bad = subprocess.run([str(exe), "nonsense"], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "usage:" in bad.stderr
