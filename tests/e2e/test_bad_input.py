@@ -154,3 +154,16 @@ def test_ctrl_c_during_build_then_next_run_works(tmp_path, default_run):
     assert subprocess.run(["pgrep", "-f", f"O={cache_dir()}/build"], capture_output=True).returncode == 1
     again = run_cli(["build"], tmp_path / "r2")
     assert again.rc == 0, again.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_no_space_in_cache_is_reported(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        run = run_cli(["prepare", "--cache", str(small)], tmp_path / "r")
+        assert run.rc == 2, run.output
+        assert "GiB free in" in run.output and "ISOLHARNESS_CACHE" in run.output
+    finally:
+        subprocess.run(["umount", str(small)], check=False)

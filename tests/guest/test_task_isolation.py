@@ -37,6 +37,7 @@ libc.prctl.restype = ctypes.c_int
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 libc.mmap.restype = ctypes.c_void_p
 libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.munlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 PAGE = mmap.PAGESIZE
 
 
@@ -483,30 +484,46 @@ def test_deactivation_stops_the_quiesce(c):
     assert in_child(_mlock_delta, c, cpu, n, "deactivated") == 0
 
 
-def _fault_delta(c, cpu: int, n: int, active: bool) -> int:
-    """nr_anon_pages seen globally after faulting in n pages, then making
-    one unrelated system call: page faults are not syscalls, so they are
-    folded by the next syscall's return."""
+def _activation_fold(c, cpu: int, n: int) -> tuple[int, int]:
+    """mlock n pages while inactive (the differential stays per-CPU), then
+    activate: the activating prctl's own return folds it."""
     os.sched_setaffinity(0, {cpu})
+    prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])  # configured, not active
+    Path("/proc/sys/vm/stat_refresh").write_text("1")
+    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    before = vmstat("nr_mlock")
+    assert libc.mlock(addr, n * PAGE) == 0, os.strerror(ctypes.get_errno())
+    while_configured = vmstat("nr_mlock") - before
+    prctl(c["PR_ISOL_CTRL_SET"], c["ISOL_F_QUIESCE"])
+    return while_configured, vmstat("nr_mlock") - before
+
+
+def test_configuring_alone_quiesces_nothing_activation_folds_at_once(c):
+    """Configuration changes nothing; the PR_ISOL_CTRL_SET that activates
+    quiesces on its own return, folding what was left behind before."""
+    cpu = isolated_cpu()
+    n = _pages_to_use(cpu)
+    assert in_child(_activation_fold, c, cpu, n) == (0, n)
+
+
+def _munlock_delta(c, cpu: int, n: int, active: bool) -> int:
+    os.sched_setaffinity(0, {cpu})
+    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    assert libc.mlock(addr, n * PAGE) == 0
     if active:
         configure_and_activate(c)
     Path("/proc/sys/vm/stat_refresh").write_text("1")
-    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-    with open("/proc/vmstat", "rb", buffering=0) as f:
-        def anon() -> int:
-            f.seek(0)
-            return int(re.search(rb"^nr_anon_pages (\d+)$", f.read(65536), re.M).group(1))
-        before = anon()
-        ctypes.memset(addr, 1, n * PAGE)  # n page faults, no syscall
-        os.getppid()                      # any syscall
-        return anon() - before
+    before = vmstat("nr_mlock")
+    assert libc.munlock(addr, n * PAGE) == 0
+    return vmstat("nr_mlock") - before
 
 
-def test_quiesce_folds_page_fault_counters_at_next_syscall(c):
+def test_quiesce_folds_decrements_too(c):
+    """munlock(): the global counter drops at once with the quiesce, not without."""
     cpu = isolated_cpu()
     n = _pages_to_use(cpu)
-    assert in_child(_fault_delta, c, cpu, n, True) >= n
-    assert in_child(_fault_delta, c, cpu, n, False) < n
+    assert in_child(_munlock_delta, c, cpu, n, True) == -n
+    assert in_child(_munlock_delta, c, cpu, n, False) == 0
 
 
 # ---------------------------------------------------------------- the samples

@@ -30,7 +30,7 @@ def constants(headers: Path, includes: list[str], names: list[str]) -> dict[str,
             raise HeaderMissing(f"{', '.join(includes)} from {headers} lack some of {', '.join(names)}:\n"
                                 + res.stderr[-1500:])
         out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
-    return {k: int(v) for k, v in (line.split("=", 1) for line in out.split())}
+    return {k: int(v) for k, v in (line.rsplit("=", 1) for line in out.splitlines())}
 
 
 def struct_size(headers: Path, includes: list[str], struct: str) -> int:

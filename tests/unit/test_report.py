@@ -58,3 +58,17 @@ def test_harness_error_outranks_failure(tmp_path):
     assert s.exit_status == 2
     s = roundtrip(tmp_path, stages(PASSED, PASSED, FAILED, SKIPPED))
     assert s.exit_status == 1
+
+
+def test_build_errors_are_the_compiler_lines_not_the_log():
+    from harness.build import extract_errors
+
+    # Recorded from a real failed build of this project's series (a new
+    # header that git had not committed).
+    lines = (Path(__file__).parent / "data" / "build-fail.log").read_text().splitlines()
+    assert len(lines) > 50
+    text = extract_errors(lines)
+    assert "kernel/entry/common.c:6:10: fatal error: linux/task_isolation.h: No such file or directory" in text
+    assert "^~~~" in text  # gcc's caret line comes along
+    assert "CC      " not in text
+    assert len(text.splitlines()) <= 41
