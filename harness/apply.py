@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import git as g
+from .cache import locked
 from .errors import SeriesApplyError
 from .series import Series, series_set_digest, series_set_key
 from .source import SourceRepo
@@ -51,8 +52,13 @@ def _abort_leftover_am(tree: Path) -> None:
 
 
 def apply_series(src: SourceRepo, cache: Path, series: list[Series]) -> AppliedTree:
-    set_key = series_set_key(series)
-    key = f"{src.key}-{set_key}"
+    """Apply under the tree's lock: another run may be building from it."""
+    key = f"{src.key}-{series_set_key(series)}"
+    with locked(cache, key):
+        return _apply_locked(src, cache, series, key)
+
+
+def _apply_locked(src: SourceRepo, cache: Path, series: list[Series], key: str) -> AppliedTree:
     tree = ensure_worktree(src, cache, key)
     _abort_leftover_am(tree)
     digest = hashlib.sha256((src.base_commit + series_set_digest(series)).encode()).hexdigest()

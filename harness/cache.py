@@ -70,14 +70,26 @@ def no_space_hint(exc: OSError, path: Path) -> HarnessError:
     return HarnessError(f"{path}: {exc.strerror}")
 
 
+_held: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def locked(cache: Path, name: str, timeout: float | None = None) -> Iterator[None]:
     """Hold an exclusive flock on ``$CACHE/locks/<name>``.
 
     A second run waits (and says so) instead of corrupting shared state. flock
     is released by the kernel when the process dies, so an interrupted run never
-    leaves a stale lock behind.
+    leaves a stale lock behind. Re-entrant within one process: a stage that
+    takes a lock its caller holds goes ahead.
     """
+    key = f"{cache}/{name}"
+    if _held.get(key):
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
     lock_dir = cache / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{name}.lock"
@@ -102,6 +114,10 @@ def locked(cache: Path, name: str, timeout: float | None = None) -> Iterator[Non
                     time.sleep(0.5)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        _held[key] = 1
+        try:
+            yield
+        finally:
+            _held.pop(key, None)
     finally:
         os.close(fd)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, doctor, pipeline, summary
-from .errors import HarnessError
+from .errors import BuildError, HarnessError, SeriesApplyError
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK
 from .profile import PROFILES, make_profile
 
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "boot":
             return pipeline.check(opts, boot_only=True).summary.exit_status
         return pipeline.check(opts).summary.exit_status
+    except (SeriesApplyError, BuildError) as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_FAILED  # the code under test failed, not the harness
     except HarnessError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_ERROR

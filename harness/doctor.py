@@ -18,7 +18,7 @@ TOOLS = [
     ("cpio", "cpio"), ("qemu-system-x86_64", "qemu-system-x86"), ("udevadm", "udev"),
 ]
 APT_PACKAGES = sorted({pkg for _, pkg in TOOLS}
-                      | {"libelf-dev", "libssl-dev", "pahole", "python3-venv", "rsync", "kmod", DEFAULT_PACKAGE})
+                      | {"libelf-dev", "libssl-dev", "pahole", "python3-venv", "rsync", "kmod", "procps", DEFAULT_PACKAGE})
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,26 @@ def check_udev() -> Check:
                  "apt-get install udev (without it vng returns 255 whatever the guest command did)")
 
 
-def check_kvm() -> Check:
+def check_kvm(cache: str | None = None) -> Check:
     if not os.path.exists("/dev/kvm"):
         return Check("kvm", False, "/dev/kvm absent: guests run under TCG (slower)", "load kvm_intel/kvm_amd, or ignore",
                      fatal=False)
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return Check("kvm", False, "/dev/kvm not accessible: TCG will be used", "add yourself to group kvm",
                      fatal=False)
-    return Check("kvm", True, "/dev/kvm accessible; a probe boot decides whether guests use it")
+    import json
+
+    from .accel import host_key
+
+    try:
+        record = json.loads((cache_dir(cache) / "accel.json").read_text())
+    except (OSError, ValueError):
+        record = {}
+    if record.get("key") == host_key():
+        usable = record.get("accel") == "kvm"
+        return Check("kvm", usable, f"last probe boot: {record.get('reason')}",
+                     "nothing to do: guests fall back to single-threaded TCG (slower)", fatal=False)
+    return Check("kvm", True, "/dev/kvm accessible; a probe boot at the next run decides whether guests use it")
 
 
 def check_vng() -> Check:
@@ -85,7 +97,7 @@ def check_disk(cache: str | None) -> Check:
 
 
 def run_checks(cache: str | None = None) -> list[Check]:
-    return [*check_tools(), check_libelf(), check_udev(), check_kvm(), check_vng(), check_source(), check_disk(cache)]
+    return [*check_tools(), check_libelf(), check_udev(), check_kvm(cache), check_vng(), check_source(), check_disk(cache)]
 
 
 def render(checks: list[Check]) -> str:

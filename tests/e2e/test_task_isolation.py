@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from junitparser import Failure, Skipped
+from junitparser import Error, Failure, Skipped
 
 from conftest import PROJECT, run_cli
 
@@ -34,7 +34,7 @@ def test_negative_control_unpatched_kernel_reports_absent(results_root):
     for name, case in cases.items():
         assert case.result, f"{name} passed on a kernel without the series"
         assert not any(isinstance(r, Skipped) for r in case.result), f"{name} skipped instead of failing"
-    messages = [r.message or "" for c in cases.values() for r in c.result if isinstance(r, Failure)]
+    messages = [r.message or "" for c in cases.values() for r in c.result if isinstance(r, (Failure, Error))]
     assert any("series expected but the feature is absent" in m for m in messages), messages[:3]
 
 
