@@ -18,7 +18,8 @@ from typing import Callable
 from .errors import HarnessError
 
 ACCELS = ("auto", "kvm", "tcg")
-PROBE_DEADLINE = 60.0
+# A working KVM guest reaches its command in a few seconds; TCG needs ~10 s.
+PROBE_DEADLINE = 30.0
 
 
 @dataclass(frozen=True)
