@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -46,8 +47,6 @@ def run_git_plain(args: list[str]) -> str:
 def identity_env(committer_only: bool = False) -> dict[str, str]:
     """Environment for git commands that create commits; ``committer_only``
     keeps a patch's own author (git am)."""
-    import os
-
     env = dict(os.environ)
     env.update({k: v for k, v in IDENTITY.items() if not committer_only or k.startswith("GIT_COMMITTER")})
     return env

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 from . import accel as accel_mod
 from .apply import AppliedTree, apply_series
-from .build import KernelBuild, build_kernel
+from .build import HEADERS, IMAGE, KernelBuild, build_kernel
 from .cache import cache_dir, check_free_space, locked, no_space_hint
 from .console import Splat, scan
 from .errors import BuildError, HarnessError, SeriesApplyError
@@ -121,8 +121,6 @@ def stage_build(prep: Prepared, kcfg: KernelConfig, opts: RunOptions) -> KernelB
 
 
 def existing_build(prep: Prepared, opts: RunOptions) -> KernelBuild:
-    from .build import HEADERS, IMAGE
-
     bdir = build_dir(prep, opts)
     if not (bdir / IMAGE).is_file():
         raise HarnessError(f"no kernel built in {bdir}", hint="run 'isolharness build' (or check) first")
