@@ -42,6 +42,10 @@ def ccache_env(cache: Path) -> dict[str, str]:
         # different series share hits.
         "CCACHE_BASEDIR": str(cache),
         "CCACHE_NOHASHDIR": "1",
+        # Depend mode: a miss compiles once instead of preprocessing first,
+        # which matters for cold builds; hits come from the -MMD dependency
+        # files Kbuild already asks gcc for.
+        "CCACHE_DEPEND": "1",
         "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "5G"),
         # Stable build stamps: identical inputs give identical objects.
         "KBUILD_BUILD_TIMESTAMP": "isolharness",

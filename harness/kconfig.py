@@ -138,11 +138,34 @@ def _make(srctree: Path, build_dir: Path, *targets: str) -> None:
         )
 
 
-def configure(srctree: Path, build_dir: Path, fragment_paths: list[Path]) -> KernelConfig:
-    """Produce build_dir/.config from tinyconfig plus the fragments."""
+STAMP = ".isolharness-config-stamp"
+
+
+def config_stamp(tree_commit: str, fragments: list[Fragment]) -> str:
+    """Everything the merged .config depends on: the tree's commit (its
+    Kconfig files) and the fragments' contents."""
+    h = hashlib.sha256(f"{BASE_TARGET} {ARCH} {tree_commit}\n".encode())
+    for frag in fragments:
+        h.update(frag.path.read_bytes())
+    return h.hexdigest()
+
+
+def configure(srctree: Path, build_dir: Path, fragment_paths: list[Path], tree_commit: str = "") -> KernelConfig:
+    """Produce build_dir/.config from tinyconfig plus the fragments.
+
+    When ``tree_commit`` is given and neither it, the fragments nor the
+    .config changed since the last successful run, Kconfig is not run again.
+    """
     fragments = [load_fragment(p) for p in fragment_paths]
     build_dir.mkdir(parents=True, exist_ok=True)
     config = build_dir / ".config"
+    stamp_file = build_dir / STAMP
+    stamp = config_stamp(tree_commit, fragments) if tree_commit else ""
+    if stamp and config.exists() and stamp_file.exists():
+        recorded = stamp_file.read_text().split()
+        digest = hashlib.sha256(config.read_bytes()).hexdigest()
+        if recorded == [stamp, digest]:
+            return KernelConfig(build_dir, config, digest, tuple(f.path for f in fragments), False)
     backup = build_dir / ".config.isolharness-prev"
     had_config = config.exists()
     if had_config:
@@ -184,4 +207,6 @@ def configure(srctree: Path, build_dir: Path, fragment_paths: list[Path]) -> Ker
         else:
             backup.unlink()
     digest = hashlib.sha256(config.read_bytes()).hexdigest()
+    if stamp:
+        stamp_file.write_text(f"{stamp} {digest}\n")
     return KernelConfig(build_dir, config, digest, tuple(f.path for f in fragments), changed)

@@ -113,7 +113,7 @@ def build_dir(prep: Prepared, opts: RunOptions) -> Path:
 
 
 def stage_config(prep: Prepared, opts: RunOptions) -> KernelConfig:
-    return configure(prep.tree.path, build_dir(prep, opts), fragment_paths(opts, prep.series))
+    return configure(prep.tree.path, build_dir(prep, opts), fragment_paths(opts, prep.series), prep.tree.head_commit)
 
 
 def stage_build(prep: Prepared, kcfg: KernelConfig, opts: RunOptions) -> KernelBuild:

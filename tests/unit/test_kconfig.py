@@ -45,3 +45,15 @@ def test_find_dropped_distinguishes_unknown_and_unmet():
 def test_project_fragments_parse():
     for frag in KCONFIGS.glob("*.config"):
         assert load_fragment(frag).options, frag
+
+
+def test_config_stamp_follows_tree_and_fragment_content(tmp_path):
+    from harness.kconfig import config_stamp
+
+    frag = tmp_path / "a.config"
+    frag.write_text("CONFIG_X=y\n")
+    one = config_stamp("abc", [load_fragment(frag)])
+    assert one == config_stamp("abc", [load_fragment(frag)])
+    assert one != config_stamp("abd", [load_fragment(frag)])
+    frag.write_text("CONFIG_X=n\n")
+    assert one != config_stamp("abc", [load_fragment(frag)])
