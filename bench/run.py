@@ -73,6 +73,17 @@ def machine() -> dict[str, str]:
             "qemu": subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]}
 
 
+def save(results_file: Path, out: dict[str, object]) -> None:
+    """Append this run to bench/results.json (the README quotes the runs)."""
+    try:
+        runs = json.loads(results_file.read_text()).get("runs", [])
+    except (OSError, ValueError):
+        runs = []
+    out["date"] = time.strftime("%Y-%m-%d")
+    results_file.write_text(json.dumps({"runs": [*runs, out]}, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
 def main() -> None:
     root = Path(os.environ.get("ISOLHARNESS_BENCH_DIR") or tempfile.mkdtemp(prefix="isolharness-bench-"))
     cache = root / "cache"
@@ -95,14 +106,15 @@ def main() -> None:
     lean = sum(1 for line in (next((cache / "build").glob("*/*")) / ".config").read_text().splitlines()
                if line.endswith("=y"))
     if "--lean-only" in sys.argv:
-        previous = json.loads(results_file.read_text())
+        recorded = json.loads(results_file.read_text())
+        # The newest run that measured the vng build itself.
+        previous = next(r for r in reversed(recorded.get("runs", [recorded])) if "vng_figure_from" not in r)
         figures["vng --kconfig cold build"] = previous["seconds"]["vng --kconfig cold build"]
         options = previous["options_y"]["vng --kconfig"]
         out = {"machine": machine(), "seconds": figures, "options_y": {"lean": lean, "vng --kconfig": options},
                "speedup_cold_build": figures["vng --kconfig cold build"] / figures["cold check: build stage"],
                "vng_figure_from": previous.get("vng_figure_from", "the previous full run of bench/run.py")}
-        results_file.write_text(json.dumps(out, indent=2) + "\n")
-        print(json.dumps(out, indent=2))
+        save(results_file, out)
         shutil.rmtree(root, ignore_errors=True)
         return
 
@@ -115,8 +127,7 @@ def main() -> None:
         ["make", "-C", str(tree), f"O={vng_out}", f"-j{os.cpu_count()}", "CC=ccache gcc", "bzImage"], vng_env)
     out = {"machine": machine(), "seconds": figures, "options_y": {"lean": lean, "vng --kconfig": options},
            "speedup_cold_build": figures["vng --kconfig cold build"] / figures["cold check: build stage"]}
-    (PROJECT / "bench" / "results.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    save(results_file, out)
     shutil.rmtree(root, ignore_errors=True)
 
 
