@@ -149,9 +149,9 @@ def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: i
     log.write_text("")
     start = time.monotonic()
     progress = Progress("build")
-    progress.update(f"make bzImage in {build_dir}", force=True)
-    objects = run_make(srctree, build_dir, cache, ["bzImage"], log, progress, jobs)
-    run_make(srctree, build_dir, cache, ["headers_install"], log, progress, jobs)
+    progress.update(f"make bzImage headers_install in {build_dir}", force=True)
+    # One make for both: a second invocation costs a no-change run seconds.
+    objects = run_make(srctree, build_dir, cache, ["bzImage", "headers_install"], log, progress, jobs)
     duration = time.monotonic() - start
     progress.done(f"done, {objects} objects compiled")
     return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, duration, objects)
