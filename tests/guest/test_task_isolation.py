@@ -130,8 +130,7 @@ def unknown_bit(known: int) -> int:
     return bit
 
 
-def nothing(c) -> dict[str, int]:
-    return {"conf": 0, "quiesce": 0, "active": 0, "inherit": 0}
+NOTHING = {"conf": 0, "quiesce": 0, "active": 0, "inherit": 0}
 
 
 # ---------------------------------------------------------------- the table
@@ -151,7 +150,7 @@ def test_feat_unknown_feature_is_einval(c):
 
 
 def test_nothing_configured_at_start(c):
-    assert in_child(state, c) == nothing(c)
+    assert in_child(state, c) == NOTHING
 
 
 def test_set_then_get_configuration_changes_no_activation(c):
@@ -174,7 +173,7 @@ def test_set_refuses_unknown_bits_and_features(c, what):
         return prctl_errno(c["PR_ISOL_SET"], *args), state(c)
     err, s = in_child(run)
     assert err == errno.EINVAL
-    assert s == nothing(c)
+    assert s == NOTHING
 
 
 def test_get_unknown_feature_is_einval(c):
@@ -188,7 +187,7 @@ def test_set_mask_zero_removes_configuration_and_deactivates(c):
         configure_and_activate(c)
         prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], 0)
         return state(c)
-    assert in_child(run) == nothing(c)
+    assert in_child(run) == NOTHING
 
 
 def test_ctrl_set_activates_and_deactivates(c):
@@ -343,7 +342,7 @@ def test_child_inherits_nothing_by_default(c):
         _setup(c, None)
         return _fork_state(c), _thread_state(c)
     child, thread = in_child(run)
-    assert child == nothing(c) and thread == nothing(c)
+    assert child == NOTHING and thread == NOTHING
 
 
 @pytest.mark.parametrize("order", ["conf-first", "inherit-first"])
@@ -357,12 +356,11 @@ def test_inherit_conf_passes_configuration_not_activation(c, order):
 
 
 def test_inherit_conf_active_passes_activation(c):
-    mask = None
+    mask = c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"]
 
     def run():
-        _setup(c, c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+        _setup(c, mask)
         return _fork_state(c), _thread_state(c)
-    mask = c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"]
     for s in in_child(run):
         assert s == {"conf": c["ISOL_F_QUIESCE"], "quiesce": c["ISOL_F_QUIESCE_VMSTATS"],
                      "active": c["ISOL_F_QUIESCE"], "inherit": mask}
