@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from . import __version__, doctor, pipeline, summary
-from .errors import BuildError, HarnessError, SeriesApplyError
-from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from .errors import HarnessError
+from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
 
 EPILOG = """exit status: 0 all passed; 1 the code under test failed (patch does not
@@ -155,12 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "boot":
             return pipeline.check(opts, boot_only=True).summary.exit_status
         return pipeline.check(opts).summary.exit_status
-    except (SeriesApplyError, BuildError) as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_FAILED  # the code under test failed, not the harness
     except HarnessError as exc:
         print(exc.render(), file=sys.stderr)
-        return EXIT_ERROR
+        return exit_status([exc.status])
     except KeyboardInterrupt:
         print("isolharness: interrupted", file=sys.stderr)
         return 130

@@ -7,8 +7,12 @@ class HarnessError(Exception):
     """The harness or its environment failed (exit status 2).
 
     ``hint`` tells the user what to do; ``detail`` carries the tool's own
-    explanation (git's, make's) verbatim.
+    explanation (git's, make's) verbatim. ``status`` is the stage outcome it
+    stands for (see harness.outcome): "error" when the harness or its
+    environment failed, "failed" when the code under test did.
     """
+
+    status = "error"
 
     def __init__(self, message: str, hint: str = "", detail: str = "") -> None:
         super().__init__(message)
@@ -28,6 +32,8 @@ class HarnessError(Exception):
 class SeriesApplyError(HarnessError):
     """A patch of a series does not apply to the base tree."""
 
+    status = "failed"
+
 
 class KconfigError(HarnessError):
     """Kconfig dropped or could not honour requested options."""
@@ -35,3 +41,5 @@ class KconfigError(HarnessError):
 
 class BuildError(HarnessError):
     """The kernel did not compile."""
+
+    status = "failed"

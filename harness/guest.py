@@ -51,11 +51,11 @@ def pytest_command(suite: GuestSuite, python: str | None = None) -> str:
     ]
     if suite.select:
         argv += ["-k", suite.select]
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in guest_env(suite).items())
-    return f"cd {shlex.quote(str(suite.project))} && env {env} {shlex.join(argv)}"
+    return in_project(suite.project, argv, guest_env(suite))
 
 
-def exec_command(project: Path, argv: list[str], extra_env: dict[str, str]) -> str:
-    """`isolharness exec -- CMD...`: the user's command, same environment."""
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in extra_env.items())
-    return f"cd {shlex.quote(str(project))} && env {env} {shlex.join(argv)}"
+def in_project(project: Path, argv: list[str], env: dict[str, str]) -> str:
+    """Shell command running argv in ``project`` with ``env`` added: the test
+    suite, or the user's command for `isolharness exec -- CMD...`."""
+    assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return f"cd {shlex.quote(str(project))} && env {assigns} {shlex.join(argv)}"

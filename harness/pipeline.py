@@ -19,8 +19,8 @@ from .apply import AppliedTree, apply_series
 from .build import HEADERS, IMAGE, KernelBuild, build_kernel
 from .cache import cache_dir, check_free_space, locked, no_space_hint
 from .console import Splat, scan
-from .errors import BuildError, HarnessError, SeriesApplyError
-from .guest import GUEST_JUNIT, GuestSuite, exec_command, guest_env, pytest_command
+from .errors import HarnessError
+from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, pytest_command
 from .junit import build_junit, write_junit
 from .kconfig import KernelConfig, configure
 from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
@@ -147,7 +147,7 @@ def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: ac
     if argv is None:
         command = pytest_command(suite)
     else:
-        command = exec_command(Path.cwd(), argv, guest_env(suite))
+        command = in_project(Path.cwd(), argv, guest_env(suite))
     spec = VmSpec(kbuild.image, opts.profile, choice.accel, command, rwdirs=(results,), cwd=PROJECT)
     vm = run_vm(spec, results / "console.log", results / "guest-output.log", opts.timeout)
     splats = scan(vm.console.read_text(errors="replace"))
@@ -192,11 +192,8 @@ def _timed(name: str, stages: list[StageResult], fn: Callable[[], T]) -> T:
     start = time.monotonic()
     try:
         value = fn()
-    except (SeriesApplyError, BuildError) as exc:
-        stages.append(StageResult(name, FAILED, time.monotonic() - start, exc.message, exc.render()))
-        raise
     except HarnessError as exc:
-        stages.append(StageResult(name, ERROR, time.monotonic() - start, exc.message, exc.render()))
+        stages.append(StageResult(name, exc.status, time.monotonic() - start, exc.message, exc.render()))
         raise
     except KeyboardInterrupt:
         stages.append(StageResult(name, ERROR, time.monotonic() - start, "interrupted (Ctrl-C)"))
@@ -252,7 +249,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
             try:
                 boot = do_boot()
             except HarnessError as exc:
-                stages.append(StageResult("boot", ERROR, time.monotonic() - start, exc.message, exc.render()))
+                stages.append(StageResult("boot", exc.status, time.monotonic() - start, exc.message, exc.render()))
                 raise
             props["accelerator"] = f"{choice.accel} ({choice.reason})"
             stages.append(judge_boot(boot, opts.timeout))

@@ -57,3 +57,12 @@ def test_cached_verdict_used_only_for_same_host_key():
 def test_unknown_accel():
     with pytest.raises(HarnessError, match="unknown accelerator"):
         decide("hvf", True, None, "k", never)
+
+
+def test_error_classes_map_to_their_outcome():
+    from harness.errors import BuildError, KconfigError, SeriesApplyError
+
+    assert exit_status([SeriesApplyError("x").status]) == EXIT_FAILED
+    assert exit_status([BuildError("x").status]) == EXIT_FAILED
+    assert exit_status([KconfigError("x").status]) == EXIT_ERROR
+    assert exit_status([HarnessError("x").status]) == EXIT_ERROR
