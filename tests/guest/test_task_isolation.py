@@ -13,17 +13,16 @@ import errno
 import json
 import mmap
 import os
-import pickle
 import re
 import subprocess
 import sys
 import tempfile
 import threading
-import traceback
 from pathlib import Path
 
 import pytest
 
+from child import in_child
 from uapi import HeaderMissing, constants
 
 SERIES = "task-isolation"
@@ -62,29 +61,6 @@ def prctl_errno(option: int, *args: int) -> int:
     except OSError as exc:
         return exc.errno
     return 0
-
-
-def in_child(fn, *args):
-    """Run fn(*args) in a forked child; return its result or re-raise its failure."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            payload = ("ok", fn(*args))
-        except BaseException:  # noqa: BLE001 - everything goes back to the parent
-            payload = ("err", traceback.format_exc())
-        with os.fdopen(w, "wb") as f:
-            pickle.dump(payload, f)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    kind, value = pickle.loads(data)
-    if kind == "err":
-        pytest.fail(f"in child process:\n{value}")
-    return value
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,76 @@
+"""The kernel series through the pipeline: green on the patched kernel, red
+(absent, not skipped) on the unpatched one, each patch checkpatch-clean."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+import pytest
+from junitparser import Error, Failure, Skipped
+
+from conftest import PROJECT, run_cli
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str         # directory under patches/
+    module: str       # its guest test module
+    keyword: str      # -k expression selecting that module
+    min_cases: int    # how many guest tests it has at least
+
+
+SERIES = [
+    Series("task-isolation", "test_task_isolation", "task_isolation", 40),
+    Series("block-interf", "test_block_interf", "block_interf", 20),
+]
+IDS = [s.name for s in SERIES]
+
+
+def guest_cases(run, module: str) -> dict[str, object]:
+    return {n: c for n, c in run.cases().items() if n.startswith("guest::") and module in (c.classname or "")}
+
+
+@pytest.fixture(scope="module")
+def unpatched_run(results_root):
+    """The stock kernel, with every series' guest tests told to expect it."""
+    args = ["check", "--series", "none", "-k", " or ".join(s.keyword for s in SERIES)]
+    for s in SERIES:
+        args += ["--expect", s.name]
+    return run_cli(args, results_root / "negative" / "latest")
+
+
+@pytest.mark.parametrize("series", SERIES, ids=IDS)
+def test_guest_tests_pass_on_the_patched_kernel(default_run, series):
+    assert series.name in default_run.properties()["series"].split("+")
+    cases = guest_cases(default_run, series.module)
+    assert len(cases) >= series.min_cases, sorted(cases)
+    bad = {n: c.result for n, c in cases.items() if c.result}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("series", SERIES, ids=IDS)
+def test_negative_control_unpatched_kernel_reports_absent(unpatched_run, series):
+    assert unpatched_run.rc == 1, unpatched_run.output
+    cases = guest_cases(unpatched_run, series.module)
+    assert len(cases) >= series.min_cases, sorted(cases)
+    for name, case in cases.items():
+        assert case.result, f"{name} passed on a kernel without the series"
+        assert not any(isinstance(r, Skipped) for r in case.result), f"{name} skipped instead of failing"
+    messages = [r.message or "" for c in cases.values() for r in c.result if isinstance(r, (Failure, Error))]
+    assert any("series expected but the feature is absent" in m for m in messages), messages[:3]
+
+
+@pytest.mark.parametrize("series", SERIES, ids=IDS)
+def test_every_patch_passes_checkpatch_strict(default_run, series):
+    from harness.cache import cache_dir
+
+    tree = next(t for t in sorted((cache_dir() / "trees").iterdir()) if (t / "scripts" / "checkpatch.pl").is_file())
+    directory = PROJECT / "patches" / series.name
+    for patch in (directory / "series").read_text().split("\n"):
+        patch = patch.split("#", 1)[0].strip()
+        if not patch:
+            continue
+        res = subprocess.run([str(tree / "scripts" / "checkpatch.pl"), "--strict", "-q", str(directory / patch)],
+                             cwd=tree, capture_output=True, text=True)
+        assert res.returncode == 0, f"{patch}:\n{res.stdout}{res.stderr}"

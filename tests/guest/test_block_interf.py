@@ -1,0 +1,557 @@
+"""Block-interference mask (patches/block-interf), held to INTERFACE.md
+"Series 2": the sysfs file, every converted path refusing with EPERM and
+leaving its state unchanged, the same actions succeeding on a CPU that is not
+blocked, proof from /proc/interrupts and the csd/workqueue tracepoints that
+nothing reached the blocked CPU, and a writer racing readers.
+
+The blocked CPU is the first isolated CPU of the profile, the free CPU the
+second; this process runs on the housekeeping CPUs so that no call to the
+blocked CPU is a local one. Calls queued to a CPU are counted with the
+csd:csd_queue_cpu tracepoint (by the function they run) and the CAL row of
+/proc/interrupts. Every test leaves the mask empty.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import re
+import struct
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+
+from child import in_child
+
+SERIES = "block-interf"
+MASK = Path("/sys/devices/system/cpu/block_interf")
+CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0")
+CLOCKEVENTS = Path("/sys/devices/system/clockevents")
+MTRR = Path("/proc/mtrr")
+STAT_REFRESH = Path("/proc/sys/vm/stat_refresh")
+TRACING = Path("/sys/kernel/tracing")
+
+# A variable MTRR range above the guest's RAM and clear of the PCI hole's
+# uncachable range, so adding it changes nothing the guest uses.
+MTRR_BASE, MTRR_SIZE = 0x200000000, 0x100000
+MTRR_LINE = f"base={MTRR_BASE:#x} size={MTRR_SIZE:#x} type=write-combining"
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+SYS_perf_event_open, SYS_capget, SYS_capset = 298, 125, 126
+PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK = 1, 0
+CAP_SYS_ADMIN = 21
+BURST = 50
+
+
+# ---------------------------------------------------------------- helpers
+
+def read_mask() -> str:
+    return MASK.read_text()
+
+
+def write(path: Path, text: str) -> int:
+    """Write text in one write(2); return 0 or the errno it failed with."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as exc:
+        return exc.errno
+    try:
+        os.write(fd, text.encode())
+    except OSError as exc:
+        return exc.errno
+    finally:
+        os.close(fd)
+    return 0
+
+
+def set_mask(text: str) -> None:
+    err = write(MASK, text + "\n")
+    assert err == 0, f"writing {text!r} to {MASK}: {os.strerror(err)}"
+
+
+def cpulist(text: str) -> list[int]:
+    cpus: list[int] = []
+    for part in filter(None, text.strip().split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def perf_attr() -> ctypes.Array:
+    """A PERF_ATTR_SIZE_VER0 struct perf_event_attr for the cpu-clock
+    software event, which any CPU has, counting kernel and user alike."""
+    buf = ctypes.create_string_buffer(64)
+    struct.pack_into("IIQ", buf, 0, PERF_TYPE_SOFTWARE, 64, PERF_COUNT_SW_CPU_CLOCK)
+    return buf
+
+
+def perf_open(cpu: int, group_fd: int = -1) -> tuple[int, int]:
+    """perf_event_open(cpu-clock, pid=-1, cpu): (fd, 0) or (-1, errno)."""
+    fd = libc.syscall(SYS_perf_event_open, perf_attr(), -1, cpu, group_fd, 0)
+    return (fd, 0) if fd >= 0 else (-1, ctypes.get_errno())
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def cal_counts() -> list[int]:
+    """Function-call IPIs each CPU has taken (the CAL row of /proc/interrupts)."""
+    lines = Path("/proc/interrupts").read_text().splitlines()
+    ncpu = len(lines[0].split())
+    row = next(line for line in lines if line.strip().startswith("CAL:"))
+    return [int(x) for x in row.split()[1:1 + ncpu]]
+
+
+def drop_effective_cap(cap: int) -> None:
+    """Remove one capability from this process's effective set (capset(2))."""
+    header = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = ctypes.create_string_buffer(24)
+    if libc.syscall(SYS_capget, header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    eff0, perm0, inh0, eff1, perm1, inh1 = struct.unpack("6I", data.raw)
+    eff0 &= ~(1 << cap)
+    data = ctypes.create_string_buffer(struct.pack("6I", eff0, perm0, inh0, eff1, perm1, inh1), 24)
+    if libc.syscall(SYS_capset, header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def _ioc_w(nr: int, size: int) -> int:
+    return (1 << 30) | (size << 16) | (ord("M") << 8) | nr
+
+
+MTRR_SENTRY = "QII"  # struct mtrr_sentry on x86_64: unsigned long base; unsigned int size, type
+MTRRIOC_ADD_ENTRY = _ioc_w(0, struct.calcsize(MTRR_SENTRY))
+MTRRIOC_KILL_ENTRY = _ioc_w(4, struct.calcsize(MTRR_SENTRY))
+
+
+def mtrr_ioctl(fd: int, cmd: int, base: int, size: int, mtype: int = 1) -> int:
+    try:
+        fcntl.ioctl(fd, cmd, struct.pack(MTRR_SENTRY, base, size, mtype))
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+def mtrr_reg(table: str, base: int) -> int | None:
+    for line in table.splitlines():
+        m = re.match(r"reg(\d+): base=(0x[0-9a-f]+)", line)
+        if m and int(m.group(2), 16) == base:
+            return int(m.group(1))
+    return None
+
+
+class Trace:
+    """One tracefs event, enabled for the duration of a `with` block; the
+    lines it recorded are in .lines afterwards."""
+
+    def __init__(self, event: str):
+        self.dir = TRACING / "events" / event
+        self.lines: list[str] = []
+
+    def __enter__(self) -> Trace:
+        if not (TRACING / "trace").exists():
+            os.makedirs(TRACING, exist_ok=True)
+            if os.system(f"mount -t tracefs nodev {TRACING}") != 0:
+                pytest.fail(f"cannot mount tracefs on {TRACING}")
+        if not self.dir.is_dir():
+            pytest.fail(f"tracepoint {self.dir.relative_to(TRACING / 'events')} missing (CONFIG_FTRACE off?)")
+        (TRACING / "tracing_on").write_text("1\n")
+        (TRACING / "trace").write_text("")
+        (self.dir / "enable").write_text("1\n")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        (self.dir / "enable").write_text("0\n")
+        self.lines = [line for line in (TRACING / "trace").read_text().splitlines() if not line.startswith("#")]
+        (TRACING / "trace").write_text("")
+
+    def count(self, pattern: str) -> int:
+        return sum(1 for line in self.lines if re.search(pattern, line))
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def cpus(isolated_cpus, expected_series) -> tuple[int, int]:
+    """(blocked, free): two isolated CPUs. Fails or skips when the file is absent."""
+    if not MASK.exists():
+        if SERIES in expected_series:
+            pytest.fail(f"{SERIES} series expected but the feature is absent: {MASK} does not exist")
+        pytest.skip(f"{SERIES} series not applied to this kernel")
+    isolated = cpulist(isolated_cpus)
+    if len(isolated) < 2:
+        pytest.fail(f"these tests need two isolated CPUs, the profile isolates {isolated_cpus!r}")
+    housekeeping = set(cpulist(Path("/sys/devices/system/cpu/online").read_text())) - set(isolated)
+    os.sched_setaffinity(0, housekeeping)
+    return isolated[0], isolated[1]
+
+
+@pytest.fixture(autouse=True)
+def cleared(request):
+    """Every test starts and ends with an empty mask."""
+    if "cpus" in request.fixturenames and MASK.exists():
+        write(MASK, "\n")
+        yield
+        write(MASK, "\n")
+    else:
+        yield
+
+
+@pytest.fixture
+def clocksources() -> tuple[str, str]:
+    """(current, another available one); the current one is restored after."""
+    current = (CLOCKSOURCE / "current_clocksource").read_text().strip()
+    others = [c for c in (CLOCKSOURCE / "available_clocksource").read_text().split() if c != current]
+    if not others:
+        pytest.fail("the guest has a single clocksource; nothing to switch to")
+    yield current, others[0]
+    write(MASK, "\n")
+    write(CLOCKSOURCE / "current_clocksource", current + "\n")
+
+
+# ---------------------------------------------------------------- the file
+
+def test_file_reads_empty_at_boot(cpus):
+    assert read_mask() == "\n"
+
+
+def test_file_mode_readable_by_all_writable_by_root(cpus):
+    st = MASK.stat()
+    assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o644, oct(st.st_mode)
+
+    def read_as_nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        assert MASK.read_text() == "\n"
+    in_child(read_as_nobody)
+
+
+def test_write_then_read_back(cpus):
+    blocked, free = cpus
+    set_mask(f"{blocked}")
+    assert read_mask() == f"{blocked}\n"
+    set_mask(f"{free},{blocked}")
+    lo, hi = sorted((blocked, free))
+    assert read_mask() == (f"{lo}-{hi}\n" if hi == lo + 1 else f"{lo},{hi}\n")
+    set_mask(f"{free}")
+    assert read_mask() == f"{free}\n"
+
+
+def test_empty_write_clears(cpus):
+    blocked, _ = cpus
+    set_mask(f"{blocked}")
+    assert write(MASK, "\n") == 0
+    assert read_mask() == "\n"
+
+
+@pytest.mark.parametrize("bad", ["abc", "2-", "3-2", "1,,x", "-1", "0-1:3/2junk"])
+def test_malformed_list_is_einval_and_keeps_the_mask(cpus, bad):
+    blocked, _ = cpus
+    set_mask(f"{blocked}")
+    assert write(MASK, bad + "\n") == errno.EINVAL
+    assert read_mask() == f"{blocked}\n"
+
+
+def test_cpu_that_is_not_possible_is_einval_and_keeps_the_mask(cpus):
+    blocked, _ = cpus
+    possible = cpulist(Path("/sys/devices/system/cpu/possible").read_text())
+    set_mask(f"{blocked}")
+    for bad in (f"{max(possible) + 1}", f"{blocked},{max(possible) + 1}", "0-100000"):
+        assert write(MASK, bad + "\n") == errno.EINVAL, bad
+        assert read_mask() == f"{blocked}\n", bad
+
+
+def test_unprivileged_write_is_refused_and_keeps_the_mask(cpus):
+    blocked, free = cpus
+    set_mask(f"{blocked}")
+
+    def as_nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        assert write(MASK, f"{free}\n") in (errno.EACCES, errno.EPERM)
+
+    def root_without_cap_sys_admin():
+        drop_effective_cap(CAP_SYS_ADMIN)
+        assert write(MASK, f"{free}\n") == errno.EPERM
+
+    in_child(as_nobody)
+    in_child(root_without_cap_sys_admin)
+    assert read_mask() == f"{blocked}\n"
+
+
+# ---------------------------------------------------------------- perf_event_open
+
+def test_perf_event_open_on_blocked_cpu_is_eperm_and_creates_nothing(cpus):
+    blocked, free = cpus
+    set_mask(f"{blocked}")
+    before = open_fds()
+    fd, err = perf_open(blocked)
+    assert (fd, err) == (-1, errno.EPERM)
+    assert open_fds() == before, "a file descriptor was left behind"
+
+    fd, err = perf_open(free)
+    assert err == 0, f"perf_event_open on unblocked CPU {free}: {os.strerror(err)}"
+    os.close(fd)
+
+
+def test_perf_event_open_succeeds_once_the_mask_is_cleared(cpus):
+    blocked, _ = cpus
+    set_mask(f"{blocked}")
+    assert perf_open(blocked)[1] == errno.EPERM
+    set_mask("")
+    fd, err = perf_open(blocked)
+    assert err == 0, os.strerror(err)
+    os.close(fd)
+
+
+def test_perf_group_sibling_on_blocked_cpu_is_eperm(cpus):
+    blocked, _ = cpus
+    leader, err = perf_open(blocked)
+    assert err == 0, os.strerror(err)
+    try:
+        set_mask(f"{blocked}")
+        fd, err = perf_open(blocked, group_fd=leader)
+        assert (fd, err) == (-1, errno.EPERM)
+        # The leader opened before the mask was set is untouched and counts.
+        assert len(os.read(leader, 8)) == 8
+        set_mask("")
+        fd, err = perf_open(blocked, group_fd=leader)
+        assert err == 0, os.strerror(err)
+        os.close(fd)
+    finally:
+        os.close(leader)
+
+
+def test_perf_burst_sends_no_ipi_to_the_blocked_cpu(cpus):
+    """50 refused opens on the blocked CPU next to 50 open/close pairs on the
+    free one: the free CPU takes the function-call IPIs that install and remove
+    the events (two per pair), the blocked CPU takes none of them."""
+    blocked, free = cpus
+    set_mask(f"{blocked}")
+    with Trace("csd/csd_queue_cpu") as trace:
+        cal0 = cal_counts()
+        for _ in range(BURST):
+            assert perf_open(blocked)[1] == errno.EPERM
+            fd, err = perf_open(free)
+            assert err == 0, os.strerror(err)
+            os.close(fd)
+        cal1 = cal_counts()
+    to_blocked = trace.count(rf"csd_queue_cpu: cpu={blocked} .*func=remote_function")
+    to_free = trace.count(rf"csd_queue_cpu: cpu={free} .*func=remote_function")
+    assert to_blocked == 0, [line for line in trace.lines if f"cpu={blocked} " in line][:5]
+    assert to_free >= 2 * BURST, f"only {to_free} perf IPIs traced to CPU {free}"
+    assert cal1[free] - cal0[free] >= 2 * BURST, (cal0, cal1)
+    # Unrelated kernel activity may still call the isolated CPU now and then;
+    # the burst itself would have added 2 * BURST.
+    assert cal1[blocked] - cal0[blocked] <= 2, (cal0, cal1)
+
+
+# ---------------------------------------------------------------- clocksource
+
+def test_clocksource_switch_is_eperm_and_keeps_the_clocksource(cpus, clocksources):
+    blocked, _ = cpus
+    current, other = clocksources
+    set_mask(f"{blocked}")
+    assert write(CLOCKSOURCE / "current_clocksource", other + "\n") == errno.EPERM
+    assert (CLOCKSOURCE / "current_clocksource").read_text().strip() == current
+    # Naming the clocksource in use stops nothing and succeeds.
+    assert write(CLOCKSOURCE / "current_clocksource", current + "\n") == 0
+    assert (CLOCKSOURCE / "current_clocksource").read_text().strip() == current
+
+
+def test_clocksource_switch_succeeds_with_the_mask_cleared(cpus, clocksources):
+    blocked, _ = cpus
+    current, other = clocksources
+    set_mask(f"{blocked}")
+    assert write(CLOCKSOURCE / "current_clocksource", other + "\n") == errno.EPERM
+    set_mask("")
+    assert write(CLOCKSOURCE / "current_clocksource", other + "\n") == 0
+    assert (CLOCKSOURCE / "current_clocksource").read_text().strip() == other
+    assert write(CLOCKSOURCE / "current_clocksource", current + "\n") == 0
+    assert (CLOCKSOURCE / "current_clocksource").read_text().strip() == current
+
+
+# ---------------------------------------------------------------- clockevents
+
+def unbind(cpu: int) -> tuple[str, int]:
+    dev = CLOCKEVENTS / f"clockevent{cpu}"
+    name = (dev / "current_device").read_text().strip()
+    return name, write(dev / "unbind_device", name + "\n")
+
+
+def test_clockevent_unbind_on_blocked_cpu_is_eperm_before_any_ipi(cpus):
+    """The per-CPU tick devices share one name ("lapic"), and unbind_device
+    acts on the first device of that name, the one registered last: the
+    highest CPU's. So the CPU under test is the highest isolated one; with it
+    blocked the write is refused before any call is queued to it, with the
+    mask cleared the same write reaches it as on a stock kernel."""
+    cpu = max(cpus)
+    device = (CLOCKEVENTS / f"clockevent{cpu}" / "current_device").read_text()
+    set_mask(f"{cpu}")
+    with Trace("csd/csd_queue_cpu") as refused_trace:
+        refused = [unbind(cpu)[1] for _ in range(10)]
+    assert refused == [errno.EPERM] * 10
+    assert (CLOCKEVENTS / f"clockevent{cpu}" / "current_device").read_text() == device
+    assert refused_trace.count(rf"csd_queue_cpu: cpu={cpu} .*func=__clockevents_unbind") == 0
+
+    set_mask("")
+    with Trace("csd/csd_queue_cpu") as trace:
+        allowed = [unbind(cpu)[1] for _ in range(10)]
+    # As on a stock kernel: an IPI per request that found the device bound,
+    # then whatever replacing it gives (EBUSY when there is no replacement).
+    assert errno.EPERM not in allowed, allowed
+    reached = sum(1 for err in allowed if err in (0, errno.EBUSY))
+    assert reached >= 1, allowed
+    assert trace.count(rf"csd_queue_cpu: cpu={cpu} .*func=__clockevents_unbind") == reached, allowed
+
+
+# ---------------------------------------------------------------- MTRR
+
+@pytest.fixture
+def mtrr():
+    if not MTRR.exists():
+        pytest.fail(f"{MTRR} missing (CONFIG_MTRR off, or the CPU has no MTRRs)")
+    yield MTRR.read_text()
+    write(MASK, "\n")
+    reg = mtrr_reg(MTRR.read_text(), MTRR_BASE)
+    while reg is not None:
+        write(MTRR, f"disable={reg}\n")
+        reg = mtrr_reg(MTRR.read_text(), MTRR_BASE)
+
+
+def test_mtrr_add_through_proc_is_eperm_and_keeps_the_table(cpus, mtrr):
+    blocked, _ = cpus
+    set_mask(f"{blocked}")
+    assert write(MTRR, MTRR_LINE + "\n") == errno.EPERM
+    assert MTRR.read_text() == mtrr
+    set_mask("")
+    assert write(MTRR, MTRR_LINE + "\n") == 0
+    assert mtrr_reg(MTRR.read_text(), MTRR_BASE) is not None
+
+
+def test_mtrr_disable_through_proc_is_eperm_and_keeps_the_table(cpus, mtrr):
+    blocked, _ = cpus
+    assert write(MTRR, MTRR_LINE + "\n") == 0
+    table = MTRR.read_text()
+    reg = mtrr_reg(table, MTRR_BASE)
+    assert reg is not None, table
+    set_mask(f"{blocked}")
+    assert write(MTRR, f"disable={reg}\n") == errno.EPERM
+    assert MTRR.read_text() == table
+    set_mask("")
+    assert write(MTRR, f"disable={reg}\n") == 0
+    assert MTRR.read_text() == mtrr
+
+
+def test_mtrr_ioctls_are_eperm_and_keep_the_table(cpus, mtrr):
+    blocked, _ = cpus
+    fd = os.open(MTRR, os.O_RDWR)
+    try:
+        set_mask(f"{blocked}")
+        assert mtrr_ioctl(fd, MTRRIOC_ADD_ENTRY, MTRR_BASE, MTRR_SIZE) == errno.EPERM
+        assert MTRR.read_text() == mtrr
+        set_mask("")
+        assert mtrr_ioctl(fd, MTRRIOC_ADD_ENTRY, MTRR_BASE, MTRR_SIZE) == 0
+        table = MTRR.read_text()
+        assert mtrr_reg(table, MTRR_BASE) is not None
+        set_mask(f"{blocked}")
+        assert mtrr_ioctl(fd, MTRRIOC_KILL_ENTRY, MTRR_BASE, MTRR_SIZE) == errno.EPERM
+        assert MTRR.read_text() == table
+        set_mask("")
+        assert mtrr_ioctl(fd, MTRRIOC_KILL_ENTRY, MTRR_BASE, MTRR_SIZE) == 0
+        assert MTRR.read_text() == mtrr
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- stat_refresh
+
+def stat_refresh_work(cpus_of_interest: tuple[int, ...]) -> dict[int, int]:
+    """refresh_vm_stats work items queued on each CPU by one stat_refresh write."""
+    with Trace("workqueue/workqueue_queue_work") as trace:
+        assert write(STAT_REFRESH, "1\n") == 0
+    return {cpu: trace.count(rf"function=refresh_vm_stats .*\bcpu={cpu}\b") for cpu in cpus_of_interest}
+
+
+def test_stat_refresh_queues_no_work_on_blocked_cpu(cpus):
+    blocked, free = cpus
+    set_mask(f"{blocked}")
+    work = stat_refresh_work((blocked, free))
+    assert work[blocked] == 0, work
+    assert work[free] == 1, work
+
+
+def test_stat_refresh_queues_work_on_every_cpu_with_the_mask_cleared(cpus):
+    blocked, free = cpus
+    work = stat_refresh_work((blocked, free))
+    assert work == {blocked: 1, free: 1}, work
+
+
+# ---------------------------------------------------------------- concurrency
+
+def test_writer_racing_readers_gives_success_or_eperm_only(cpus):
+    """One thread flips the mask while others loop on perf_event_open and on
+    clocksource reads and writes (of the one in use) for a few seconds: every
+    result is success or EPERM, nothing hangs (the per-test timeout), and the
+    console scan of the run catches any splat."""
+    blocked, _ = cpus
+    deadline = time.monotonic() + 4.0
+    results: dict[str, set[int]] = {"perf": set(), "clocksource": set(), "writer": set()}
+    counts = {"perf": 0, "clocksource": 0, "writer": 0}
+    errors: list[str] = []
+    current = (CLOCKSOURCE / "current_clocksource").read_text().strip()
+
+    def writer():
+        flip = 0
+        while time.monotonic() < deadline:
+            results["writer"].add(write(MASK, (f"{blocked}" if flip % 2 == 0 else "") + "\n"))
+            counts["writer"] += 1
+            flip += 1
+
+    def perf():
+        while time.monotonic() < deadline:
+            fd, err = perf_open(blocked)
+            results["perf"].add(err)
+            counts["perf"] += 1
+            if fd >= 0:
+                os.close(fd)
+
+    def clocksource():
+        while time.monotonic() < deadline:
+            (CLOCKSOURCE / "current_clocksource").read_text()
+            results["clocksource"].add(write(CLOCKSOURCE / "current_clocksource", current + "\n"))
+            counts["clocksource"] += 1
+
+    def guard(fn):
+        def run():
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - reported below
+                errors.append(traceback.format_exc())
+        return run
+
+    threads = [threading.Thread(target=guard(f)) for f in (writer, perf, perf, clocksource)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not [t for t in threads if t.is_alive()], "a thread is stuck (deadlock?)"
+    assert not errors, errors[0]
+    assert results["writer"] == {0}, results
+    assert results["perf"] <= {0, errno.EPERM}, results
+    assert results["clocksource"] == {0}, results
+    assert counts["writer"] > 10 and counts["perf"] > 10 and counts["clocksource"] > 10, counts
+    write(MASK, "\n")
+    assert read_mask() == "\n"
+    fd, err = perf_open(blocked)
+    assert err == 0, os.strerror(err)
+    os.close(fd)
