@@ -26,8 +26,10 @@ def _common(p: argparse.ArgumentParser, boot: bool = True) -> None:
     g.add_argument("--rev", default="HEAD", help="revision of --ksrc to use as the base (default HEAD)")
     g.add_argument("--tarball", type=Path, default=pipeline.DEFAULT_TARBALL,
                    help=f"source tarball when no --ksrc (default {pipeline.DEFAULT_TARBALL})")
-    g.add_argument("--series", action="append", metavar="NAME|DIR",
-                   help="series to apply, in order; repeatable; 'none' for the bare base (default: patches/DEFAULT)")
+    g.add_argument("--series", action="append", metavar="NAME|DIR|MBOX",
+                   help="series to apply, in order: a name under patches/, a directory with a series file, or an "
+                        "mbox (git format-patch --stdout, b4 am; cover letter skipped); repeatable; "
+                        "'none' for the bare base (default: patches/DEFAULT)")
     g.add_argument("--kconfig", action="append", metavar="FRAGMENT",
                    help="config fragments (names in kconfigs/ or paths), repeatable (default: base isolation)")
     g.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")

@@ -76,7 +76,7 @@ class BootOutcome:
 def stage_prepare(opts: RunOptions) -> Prepared:
     cache = cache_dir(opts.cache)
     check_free_space(cache)
-    series = resolve_series(opts.patches_dir, opts.series)
+    series = resolve_series(opts.patches_dir, opts.series, cache)
     try:
         if opts.ksrc is not None:
             src = prepare_ksrc(cache, opts.ksrc, opts.rev)

@@ -80,11 +80,12 @@ def load_series(directory: Path) -> Series:
     return Series(name=directory.name, directory=directory, patches=tuple(patches))
 
 
-def resolve_series(patches_dir: Path, selection: list[str] | None) -> list[Series]:
+def resolve_series(patches_dir: Path, selection: list[str] | None, cache: Path | None = None) -> list[Series]:
     """Turn --series arguments into Series, in order.
 
     ``None`` means the defaults listed in patches/DEFAULT; ``["none"]`` means
-    the bare base kernel. An argument is a series name under patches/ or a path.
+    the bare base kernel. An argument is a series name under patches/, a
+    series directory, or an mbox file (split into the cache).
     """
     if selection is None:
         default_file = patches_dir / DEFAULT_LIST
@@ -94,13 +95,18 @@ def resolve_series(patches_dir: Path, selection: list[str] | None) -> list[Serie
     result = []
     for item in selection:
         candidate = Path(item)
+        if candidate.is_file() and cache is not None:
+            from .mbox import series_from_mbox  # mbox builds on this module
+
+            result.append(series_from_mbox(candidate, cache))
+            continue
         if not candidate.is_dir():
             candidate = patches_dir / item
         if not candidate.is_dir():
             known = sorted(p.name for p in patches_dir.iterdir() if (p / SERIES_FILE).is_file()) if patches_dir.is_dir() else []
             raise HarnessError(
                 f"unknown series '{item}'",
-                hint=f"known series: {', '.join(known) or '(none)'}; or pass a directory path, or 'none'",
+                hint=f"known series: {', '.join(known) or '(none)'}; or pass a directory, an mbox file, or 'none'",
             )
         result.append(load_series(candidate))
     return result

@@ -14,8 +14,14 @@ import pytest
 from conftest import ISOLHARNESS, PROJECT, run_cli
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+def git(repo: Path, *args: str, input_file: Path | None = None) -> str:
+    stdin = input_file.open() if input_file else None
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], stdin=stdin, check=True,
+                              capture_output=True, text=True).stdout
+    finally:
+        if stdin:
+            stdin.close()
 
 
 def test_ksrc_not_a_git_tree(tmp_path):
@@ -50,6 +56,30 @@ def test_series_file_names_missing_patch(tmp_path):
     (d / "series").write_text("0001-missing.patch\n")
     run = run_cli(["prepare", "--series", str(d)], tmp_path / "r")
     assert run.rc == 2 and "names '0001-missing.patch', which does not exist" in run.output
+
+
+def test_series_as_an_mbox_applies_in_numbered_order(tmp_path):
+    """The block-interf patches as one mbox, cover letter first and patches in
+    reverse order, give the same commits as the series directory."""
+    d = PROJECT / "patches" / "block-interf"
+    names = [n for n in (d / "series").read_text().split() if n.endswith(".patch")]
+    cover = ("From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+             "From: Test <test@example.org>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+             f"Subject: [PATCH 00/{len(names)}] block interference\n\nThe cover letter.\n\n")
+    box = tmp_path / "bi-v1.mbox"
+    box.write_text(cover + "".join((d / n).read_text() + "\n" for n in reversed(names)))
+    run = run_cli(["prepare", "--series", str(box)], tmp_path / "r")
+    assert run.rc == 0, run.output
+    tree = Path(run.output.split(" tree ", 1)[1].split(" at ", 1)[0])
+    subjects = git(tree, "log", "--format=%s", f"-{len(names)}").splitlines()
+    expected = [git(tree, "mailinfo", "/dev/null", "/dev/null", input_file=d / n).split("Subject: ", 1)[1]
+                .splitlines()[0] for n in names]
+    assert subjects == list(reversed(expected))
+
+    bad = tmp_path / "bad.mbox"
+    bad.write_text("Subject: no separator\n\nhello\n")
+    run = run_cli(["prepare", "--series", str(bad)], tmp_path / "r2")
+    assert run.rc == 2 and "not an mbox" in run.output, run.output
 
 
 def test_unknown_series_lists_known_ones(tmp_path):
