@@ -1,4 +1,4 @@
-"""Command line: ``isolharness {check,prepare,config,build,boot,exec,report,doctor}``."""
+"""Command line: ``isolharness {check,series,prepare,config,build,boot,exec,report,doctor}``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__, doctor, pipeline, summary
+from . import __version__, doctor, pipeline, revision, summary
 from .errors import HarnessError
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sub.add_parser("config", help="prepare, then merge the config fragments"), boot=False)
     _common(sub.add_parser("build", help="prepare, config, then build the kernel"), boot=False)
     _common(sub.add_parser("boot", help="boot the last built kernel and run the guest tests"))
+    s = sub.add_parser("series", help="test one revision of a series: checkpatch, a build after every patch, "
+                                      "the guest suite on the top, optionally against a baseline")
+    _common(s)
+    s.add_argument("input", metavar="MBOX|DIR|BASE..TOP",
+                   help="an mbox (git format-patch --stdout, b4 am), a series directory, or a range of --ksrc")
+    s.add_argument("--baseline", type=Path, metavar="SUMMARY_JSON",
+                   help="the previous revision's summary.json: report new failures, fixes, tests added or "
+                        "removed and stage times; exit 1 on a regression")
     e = sub.add_parser("exec", help="build if needed, boot, and run CMD in the guest instead of the tests")
     _common(e)
     e.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
@@ -154,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             return _stage_cmd(args, opts)
         if args.cmd == "exec":
             return _exec_cmd(opts, args.argv)
+        if args.cmd == "series":
+            return revision.run_series(opts, args.input, args.baseline)
         if args.cmd == "boot":
             return pipeline.check(opts, boot_only=True).summary.exit_status
         return pipeline.check(opts).summary.exit_status

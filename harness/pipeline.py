@@ -211,13 +211,15 @@ class RunResult:
     guest_status: int | None    # the guest command's exit status, if it returned one
 
 
-def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = False) -> RunResult:
+def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = False,
+          after_config: Callable[[Prepared, KernelConfig], list[StageResult]] | None = None) -> RunResult:
     """The whole pipeline. Always writes junit.xml, summary.json and prints
     the summary; the caller exits with summary.exit_status.
 
     ``argv`` runs that command in the guest instead of the test suite;
     ``boot_only`` boots the kernel built last instead of configuring and
-    building."""
+    building; ``after_config`` adds stages of its own between config and
+    build (``isolharness series``: checkpatch and a build per patch)."""
     opts.results = opts.results.resolve()
     _rotate_results(opts.results)
     stages: list[StageResult] = []
@@ -237,6 +239,8 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
             else:
                 kcfg = _timed("config", stages, lambda: stage_config(prep, opts))
                 props["config_hash"] = kcfg.config_hash[:16]
+                if after_config is not None:
+                    stages.extend(after_config(prep, kcfg))
                 kbuild = _timed("build", stages, lambda: stage_build(prep, kcfg, opts))
             choice = accel_mod.AccelChoice("?", "")
 

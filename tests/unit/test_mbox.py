@@ -1,34 +1,16 @@
 """mbox -> Series: real mboxes written by git format-patch from a scratch
 repository, applied back with git am."""
 
-import subprocess
-
 import pytest
+from gitrepo import git, make_repo
 
 from harness.errors import HarnessError
 from harness.mbox import patches_in_order, read_messages, series_from_mbox
 
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-       "GIT_COMMITTER_EMAIL": "t@example.invalid", "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
-
-
-def git(repo, *args) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], env=ENV, check=True,
-                          capture_output=True, text=True).stdout
-
 
 @pytest.fixture
 def repo(tmp_path):
-    r = tmp_path / "repo"
-    r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "f.c").write_text("int a;\n")
-    git(r, "add", "f.c")
-    git(r, "commit", "-q", "-m", "base")
-    for i, subject in enumerate(["smp: add a thing", "perf: use the thing", "docs: describe it"], 1):
-        (r / "f.c").write_text((r / "f.c").read_text() + f"int x{i};\n")
-        git(r, "commit", "-q", "-am", subject)
-    return r
+    return make_repo(tmp_path / "repo", ["smp: add a thing", "perf: use the thing", "docs: describe it"])
 
 
 def mbox(repo, path, *args):
