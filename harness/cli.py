@@ -1,13 +1,15 @@
-"""Command line: ``isolharness {check,series,prepare,config,build,boot,exec,report,doctor}``."""
+"""Command line: ``isolharness {check,series,bisect,prepare,config,build,boot,exec,report,doctor}``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-from . import __version__, doctor, pipeline, revision, summary
+from . import __version__, bisect, doctor, pipeline, revision, summary
 from .errors import HarnessError
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
@@ -73,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("exec", help="build if needed, boot, and run CMD in the guest instead of the tests")
     _common(e)
     e.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    b = sub.add_parser("bisect", help="find the --ksrc commit that broke what the guest tests check "
+                                      "(git bisect run in a clone in the cache)")
+    _common(b)
+    b.add_argument("--good", required=True, metavar="REV", help="a commit where the tests pass")
+    b.add_argument("--bad", required=True, metavar="REV", help="a later commit where they fail")
+    b.add_argument("--tries", type=int, default=1, metavar="N",
+                   help="run a failing step up to N times; one pass counts as good (flaky failure)")
     r = sub.add_parser("report", help="re-render a saved run's summary")
     r.add_argument("dir", type=Path, nargs="?", default=Path("results/latest"))
     d = sub.add_parser("doctor", help="list what is missing or broken, with the fix")
@@ -137,6 +146,14 @@ def _exec_cmd(opts: pipeline.RunOptions, argv: list[str]) -> int:
     return run.guest_status
 
 
+def bisect_cmd(opts: pipeline.RunOptions, good: str, bad: str, tries: int) -> int:
+    result = bisect.bisect(opts, good, bad, tries)
+    opts.results.mkdir(parents=True, exist_ok=True)
+    (opts.results / "bisect.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    print(bisect.render(result))
+    return EXIT_OK if result.first_bad else EXIT_FAILED
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -162,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return _stage_cmd(args, opts)
         if args.cmd == "exec":
             return _exec_cmd(opts, args.argv)
+        if args.cmd == "bisect":
+            return bisect_cmd(opts, args.good, args.bad, args.tries)
         if args.cmd == "series":
             return revision.run_series(opts, args.input, args.baseline)
         if args.cmd == "boot":

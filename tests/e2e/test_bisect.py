@@ -1,0 +1,78 @@
+"""`isolharness bisect` on a real history: the pristine base, the
+block-interf series as commits, harmless commits around one that drops the
+CAP_SYS_ADMIN check of /sys/devices/system/cpu/block_interf (which a guest
+test checks). The bisect must name that commit and leave the tree as it
+found it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import PROJECT, run_cli
+
+ENV = {"GIT_AUTHOR_NAME": "isolharness e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
+       "GIT_COMMITTER_NAME": "isolharness e2e", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
+       "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+       "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+CAP_CHECK = "\tif (!capable(CAP_SYS_ADMIN))\n\t\treturn -EPERM;\n\n"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], env=ENV, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    git_dir = Path(git(repo, "rev-parse", "--absolute-git-dir").strip())
+    return {"head": git(repo, "rev-parse", "HEAD"), "branch": git(repo, "symbolic-ref", "-q", "HEAD"),
+            "status": git(repo, "status", "--porcelain"), "refs": git(repo, "for-each-ref"),
+            "bisect": str(sorted(p.name for p in git_dir.glob("BISECT_*")))}
+
+
+def test_bisect_names_the_breaking_commit_and_leaves_the_tree_alone(tmp_path, results_root):
+    prep = run_cli(["prepare", "--series", "none"], results_root / "bisect-prepare")
+    assert prep.rc == 0, prep.output
+    base_tree = Path(prep.output.split(" tree ", 1)[1].split(" at ", 1)[0])
+    user = tmp_path / "linux"
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(base_tree), str(user)], check=True)
+    git(user, "checkout", "-q", "-b", "isol", git(base_tree, "rev-parse", "HEAD").strip())
+    d = PROJECT / "patches" / "block-interf"
+    patches = [str(d / n) for n in (d / "series").read_text().split() if n.endswith(".patch")]
+    git(user, "am", "-q", *patches)
+    git(user, "tag", "series-top")
+
+    def commit(path: str, old: str, new: str, subject: str) -> str:
+        f = user / path
+        text = f.read_text()
+        assert old in text, (path, old)
+        f.write_text(text.replace(old, new, 1))
+        git(user, "commit", "-q", "-a", "-m", subject)
+        return git(user, "rev-parse", "HEAD").strip()
+
+    commit("kernel/sys.c", "#include", "/* e2e: harmless 1 */\n#include", "sys: harmless comment 1")
+    breaking = commit("drivers/base/cpu.c", CAP_CHECK, "", "cpu: let anyone write block_interf")
+    commit("kernel/sys.c", "/* e2e: harmless 1 */", "/* e2e: harmless 2 */", "sys: harmless comment 2")
+    commit("kernel/sys.c", "/* e2e: harmless 2 */", "/* e2e: harmless 3 */", "sys: harmless comment 3")
+    before = snapshot(user)
+
+    run = run_cli(["bisect", "--ksrc", str(user), "--good", "series-top", "--bad", "HEAD", "--tries", "2",
+                   "-k", "unprivileged", "--expect", "block-interf"], results_root / "bisect")
+    assert run.rc == 0, run.output
+    assert f"first bad commit: {breaking} cpu: let anyone write block_interf" in run.output
+    result = json.loads((run.results / "bisect.json").read_text())
+    assert result["first_bad"] == breaking
+    verdicts = {(s["commit"], s["verdict"]) for s in result["steps"]}
+    assert (breaking, "bad") in verdicts
+    assert (git(user, "rev-parse", "series-top").strip(), "good") in verdicts
+    assert snapshot(user) == before
+
+
+def test_bisect_bad_arguments(tmp_path):
+    run = run_cli(["bisect", "--good", "a", "--bad", "b"], tmp_path / "r")
+    assert run.rc == 2 and "needs --ksrc" in run.output
+    (tmp_path / "notkernel").mkdir()
+    subprocess.run(["git", "init", "-q", str(tmp_path / "notkernel")], check=True)
+    run = run_cli(["bisect", "--ksrc", str(tmp_path / "notkernel"), "--good", "a", "--bad", "b"], tmp_path / "r")
+    assert run.rc == 2 and "not a kernel source tree" in run.output
