@@ -19,7 +19,7 @@ from .proc import require_tool
 IMAGE = Path("arch/x86/boot/bzImage")
 HEADERS = Path("usr/include")  # headers_install's default INSTALL_HDR_PATH is $O/usr
 
-_QUIET_LINE = re.compile(r"^\s+([A-Z0-9_]+(?: \[M\])?)\s+(\S+)")
+_QUIET_LINE = re.compile(r"^\s+([A-Z][A-Z0-9_]*(?: \[M\])?)\s+(\S+)")
 _ERROR_LINE = re.compile(
     r"(\berror:|\bError \d|undefined reference|multiple definition|\*\*\*|fatal error|ld: |Segmentation fault)"
 )

@@ -1,4 +1,4 @@
-"""Command line: ``isolharness {check,series,bisect,prepare,config,build,boot,exec,report,doctor}``."""
+"""Command line: ``isolharness {check,series,bisect,test,prepare,config,build,boot,exec,report,doctor}``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import __version__, bisect, doctor, pipeline, revision, summary
+from . import __version__, bisect, doctor, pipeline, remote, revision, summary
 from .errors import HarnessError
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
@@ -82,6 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--bad", required=True, metavar="REV", help="a later commit where they fail")
     b.add_argument("--tries", type=int, default=1, metavar="N",
                    help="run a failing step up to N times; one pass counts as good (flaky failure)")
+    t = sub.add_parser("test", help="run the guest suite on a machine that already runs the kernel under test, "
+                                    "over SSH")
+    t.add_argument("--target", required=True, metavar="ssh://USER@HOST[:PORT]")
+    t.add_argument("--identity", type=Path, metavar="KEY", help="private key (default: ~/.ssh keys and the agent)")
+    t.add_argument("--known-hosts", type=Path, default=Path.home() / ".ssh" / "known_hosts",
+                   help="host keys to check the target against (default ~/.ssh/known_hosts)")
+    t.add_argument("--accept-new-host-key", action="store_true",
+                   help="record the key of a host the known_hosts file does not list (a changed key is "
+                        "always refused)")
+    t.add_argument("--remote-python", default="python3", metavar="PYTHON", help="interpreter on the target")
+    t.add_argument("--headers", type=Path, metavar="DIR",
+                   help="installed uapi headers of the target's kernel (make headers_install), for the "
+                        "tests that compile against them")
+    t.add_argument("--results", type=Path, default=Path("results/latest"))
+    t.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole suite (default 900)")
+    t.add_argument("--test-timeout", type=int, default=120, help="seconds per test (default 120)")
+    t.add_argument("-k", dest="select", metavar="EXPR", help="pytest -k expression")
+    t.add_argument("--expect", action="append", default=[], metavar="SERIES",
+                   help="series the target's kernel carries: their tests fail when the feature is absent")
     r = sub.add_parser("report", help="re-render a saved run's summary")
     r.add_argument("dir", type=Path, nargs="?", default=Path("results/latest"))
     d = sub.add_parser("doctor", help="list what is missing or broken, with the fix")
@@ -154,6 +173,17 @@ def bisect_cmd(opts: pipeline.RunOptions, good: str, bad: str, tries: int) -> in
     return EXIT_OK if result.first_bad else EXIT_FAILED
 
 
+def remote_cmd(args: argparse.Namespace) -> int:
+    ropts = remote.RemoteOptions(remote.parse_target(args.target), identity=args.identity,
+                                 known_hosts=args.known_hosts, accept_new_host_key=args.accept_new_host_key,
+                                 python=args.remote_python, headers=args.headers, select=args.select,
+                                 expect=args.expect, timeout=args.timeout, test_timeout=args.test_timeout,
+                                 results=args.results)
+    if args.headers is not None and not (args.headers / "linux").is_dir():
+        raise HarnessError(f"--headers {args.headers} has no linux/ directory (pass make headers_install's output)")
+    return remote.run_remote(ropts).exit_status
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -174,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             s = summary.load(args.dir)
             print(summary.render(s, args.dir))
             return s.exit_status
+        if args.cmd == "test":
+            return remote_cmd(args)
         opts = options(args)
         if args.cmd in ("prepare", "config", "build"):
             return _stage_cmd(args, opts)

@@ -18,7 +18,9 @@ TOOLS = [
     ("cpio", "cpio"), ("qemu-system-x86_64", "qemu-system-x86"), ("udevadm", "udev"),
 ]
 APT_PACKAGES = sorted({pkg for _, pkg in TOOLS}
-                      | {"libelf-dev", "libssl-dev", "pahole", "python3-venv", "rsync", "kmod", "procps", DEFAULT_PACKAGE})
+                      | {"libelf-dev", "libssl-dev", "pahole", "python3-venv", "rsync", "kmod", "procps", DEFAULT_PACKAGE,
+                         # the SSH target's tests run an OpenSSH server on the loopback address
+                         "openssh-server", "openssh-client"})
 
 
 @dataclass(frozen=True)

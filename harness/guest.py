@@ -38,10 +38,15 @@ def guest_env(suite: GuestSuite) -> dict[str, str]:
     }
 
 
-def pytest_command(suite: GuestSuite, python: str | None = None) -> str:
+def pytest_command(suite: GuestSuite, python: str | None = None, wrapper: tuple[str, ...] = (),
+                   extra_env: dict[str, str] | None = None, plugins: tuple[str, ...] = ()) -> str:
+    """The guest suite's shell command; ``wrapper`` goes before the
+    interpreter (e.g. coreutils timeout), ``extra_env`` after the suite's,
+    ``plugins`` are loaded with -p (when not installed as distributions)."""
     python = python or sys.executable
     argv = [
-        python, "-m", "pytest", "tests/guest",
+        *wrapper, python, "-m", "pytest", "tests/guest",
+        *[arg for plugin in plugins for arg in ("-p", plugin)],
         "-p", "no:cacheprovider",
         "-o", "junit_suite_name=guest",
         "-o", "junit_family=xunit2",
@@ -51,7 +56,7 @@ def pytest_command(suite: GuestSuite, python: str | None = None) -> str:
     ]
     if suite.select:
         argv += ["-k", suite.select]
-    return in_project(suite.project, argv, guest_env(suite))
+    return in_project(suite.project, argv, {**guest_env(suite), **(extra_env or {})})
 
 
 def in_project(project: Path, argv: list[str], env: dict[str, str]) -> str:

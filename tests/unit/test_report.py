@@ -72,3 +72,14 @@ def test_build_errors_are_the_compiler_lines_not_the_log():
     assert "^~~~" in text  # gcc's caret line comes along
     assert "CC      " not in text
     assert len(text.splitlines()) <= 41
+
+
+def test_build_errors_keep_gccs_source_excerpt():
+    from harness.build import extract_errors
+
+    # Recorded from the e2e series run whose second patch does not compile:
+    # gcc's " 2970 | int ... = ;" excerpt must not pass for a Kbuild line.
+    lines = (Path(__file__).parent / "data" / "build-fail-excerpt.log").read_text().splitlines()
+    text = extract_errors(lines)
+    assert "error: expected expression before" in text
+    assert "int isolharness_e2e_broken = ;" in text

@@ -1,0 +1,268 @@
+"""``isolharness test --target ssh://user@host[:port]``: the guest suite on a
+machine that already runs the kernel under test, over SSH (paramiko).
+
+What the suite needs goes up as one tarball (tests/guest, the pure-Python
+pytest packages from this environment, optionally the uapi headers), is
+unpacked with the target's python3 into a fresh temporary directory, run
+under coreutils ``timeout``, and the JUnit file and the kernel log written
+meanwhile come back; the report is the VM run's (stages, splat scan of the
+target's dmesg, guest tests). Host keys are checked against known_hosts
+(``--accept-new-host-key`` records a host seen for the first time; a changed
+key is always refused); authentication is by key only; nothing secret is
+printed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+import shlex
+import socket
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from .console import scan
+from .errors import HarnessError
+from .guest import GUEST_JUNIT, GuestSuite, pytest_command
+from .junit import build_junit, write_junit
+from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
+from .summary import Summary, render, summarize, write_json
+
+PROJECT = Path(__file__).resolve().parent.parent
+# Pure-Python packages the suite imports on the target, shipped from here.
+SHIPPED = ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pytest_timeout", "py")
+TARGET_URL = re.compile(r"^ssh://(?P<user>[^@/:\s]+)@(?P<host>\[[0-9a-fA-F:.]+\]|[^@/:\s\[\]]+)(?::(?P<port>\d+))?/?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    user: str
+    host: str
+    port: int = 22
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+@dataclass
+class RemoteOptions:
+    target: Target
+    identity: Path | None = None
+    known_hosts: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
+    accept_new_host_key: bool = False
+    python: str = "python3"
+    headers: Path | None = None
+    select: str | None = None
+    expect: list[str] = field(default_factory=list)
+    timeout: float = 900.0
+    test_timeout: int = 120
+    connect_timeout: float = 15.0
+    results: Path = Path("results/latest")
+
+
+def parse_target(url: str) -> Target:
+    m = TARGET_URL.match(url)
+    if not m:
+        raise HarnessError(f"--target '{url}' is not ssh://user@host[:port]")
+    port = int(m.group("port") or 22)
+    if not 0 < port < 65536:
+        raise HarnessError(f"--target '{url}': port {port} is out of range")
+    return Target(m.group("user"), m.group("host").strip("[]"), port)
+
+
+class _RecordNewHostKey(paramiko.MissingHostKeyPolicy):
+    """Accept a host that known_hosts does not list, and record it there."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        client.save_host_keys(str(self.known_hosts))
+        print(f"remote: recorded new {key.get_name()} host key of {hostname} in {self.known_hosts}", flush=True)
+
+
+def connect(opts: RemoteOptions) -> paramiko.SSHClient:
+    t = opts.target
+    client = paramiko.SSHClient()
+    if opts.known_hosts.is_file():
+        client.load_host_keys(str(opts.known_hosts))
+    client.set_missing_host_key_policy(_RecordNewHostKey(opts.known_hosts) if opts.accept_new_host_key
+                                       else paramiko.RejectPolicy())
+    if opts.identity is not None and not opts.identity.is_file():
+        raise HarnessError(f"--identity {opts.identity} does not exist")
+    try:
+        client.connect(t.host, t.port, username=t.user,
+                       key_filename=str(opts.identity) if opts.identity else None,
+                       look_for_keys=opts.identity is None, allow_agent=opts.identity is None,
+                       timeout=opts.connect_timeout, banner_timeout=opts.connect_timeout,
+                       auth_timeout=opts.connect_timeout)
+    except paramiko.BadHostKeyException as exc:
+        raise HarnessError(f"the host key of {t.host}:{t.port} does not match {opts.known_hosts}: "
+                           f"it changed since it was recorded, or someone is in the middle; refusing to connect",
+                           hint=f"if the change is expected: ssh-keygen -f {opts.known_hosts} -R "
+                                f"'[{t.host}]:{t.port}', then run again with --accept-new-host-key") from exc
+    except paramiko.AuthenticationException as exc:
+        which = f"key {opts.identity}" if opts.identity else "the keys in ~/.ssh and the agent"
+        raise HarnessError(f"{t} refused {which} (key-based authentication only)",
+                           hint="add the public key to the target's ~/.ssh/authorized_keys, "
+                                "or pass --identity") from exc
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise HarnessError(f"{t.host}:{t.port} is not in {opts.known_hosts}; its host key cannot be checked",
+                               hint="verify the host's key fingerprint, then run again with "
+                                    "--accept-new-host-key to record it") from exc
+        raise HarnessError(f"SSH to {t} failed: {exc}") from exc
+    except (OSError, socket.timeout) as exc:
+        raise HarnessError(f"{t.host}:{t.port} is unreachable: {exc}",
+                           hint="check the address, the port and that sshd runs there") from exc
+    return client
+
+
+def _run(client: paramiko.SSHClient, command: str, timeout: float, out=None) -> tuple[int, str]:
+    """Run command; stream stdout+stderr to ``out`` when given; return status and output."""
+    chan = client.get_transport().open_session()
+    chan.set_combine_stderr(True)
+    chan.settimeout(timeout)
+    chan.exec_command(command)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            data = chan.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+            if out is not None:
+                out.write(data)
+                out.flush()
+    except socket.timeout:
+        chan.close()
+        raise HarnessError(f"the command on the target did not finish in {timeout:.0f}s")
+    return chan.recv_exit_status(), b"".join(chunks).decode(errors="replace")
+
+
+def _put(client: paramiko.SSHClient, data: bytes, path: str, timeout: float = 300) -> None:
+    """Write data to path on the target through the shell (no SFTP needed)."""
+    chan = client.get_transport().open_session()
+    chan.settimeout(timeout)
+    chan.exec_command(f"cat > {shlex.quote(path)}")
+    chan.sendall(data)
+    chan.shutdown_write()
+    if chan.recv_exit_status() != 0:
+        raise HarnessError(f"could not write {path} on the target")
+
+
+def _bundle(headers: Path | None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path in sorted((PROJECT / "tests" / "guest").glob("*.py")):
+            tar.add(path, f"tests/guest/{path.name}")
+        for name in SHIPPED:
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                continue
+            origin = Path(spec.origin)
+            if origin.name == "__init__.py":
+                tar.add(origin.parent, f"pylib/{name}",
+                        filter=lambda ti: None if "__pycache__" in ti.name else ti)
+            else:
+                tar.add(origin, f"pylib/{origin.name}")
+        if headers is not None:
+            tar.add(headers, "headers")
+    return buf.getvalue()
+
+
+UNPACK = "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])"
+
+
+def run_remote(opts: RemoteOptions) -> Summary:
+    """Connect, upload, run, fetch, report. Always writes the report."""
+    opts.results = opts.results.resolve()
+    opts.results.mkdir(parents=True, exist_ok=True)
+    stages: list[StageResult] = []
+    props = {"target": str(opts.target), "accelerator": "none (remote machine)"}
+    guest_xml: Path | None = None
+    splats = []
+    scanned = False
+    client = None
+    start = time.monotonic()
+    current = "connect"
+    try:
+        client = connect(opts)
+        stages.append(StageResult("connect", PASSED, time.monotonic() - start, str(opts.target)))
+
+        start, current = time.monotonic(), "upload"
+        status, version = _run(client, f"{shlex.quote(opts.python)} -c 'import sys; print(sys.version_info >= (3, 9))'",
+                               60)
+        if status != 0 or version.strip() != "True":
+            raise HarnessError(f"{opts.target} has no usable Python: '{opts.python}' "
+                               + ("was not found" if status == 127 else f"failed or is older than 3.9: {version.strip()[:200]}"),
+                               hint="install python3 (3.9 or newer) on the target, or pass --remote-python")
+        _, where = _run(client, "mktemp -d /tmp/isolharness.XXXXXX", 60)
+        remote = where.strip()
+        if not remote.startswith("/tmp/isolharness."):
+            raise HarnessError(f"could not make a temporary directory on {opts.target}: {where.strip()[:200]}")
+        _put(client, _bundle(opts.headers), f"{remote}/bundle.tar.gz")
+        status, out = _run(client, f"{shlex.quote(opts.python)} -c {shlex.quote(UNPACK)} "
+                                   f"{remote}/bundle.tar.gz {remote} && mkdir -p {remote}/results", 120)
+        if status != 0:
+            raise HarnessError(f"unpacking the suite on {opts.target} failed", detail=out[-2000:])
+        _, uname = _run(client, "uname -r", 30)
+        _, isolated = _run(client, "cat /sys/devices/system/cpu/isolated 2>/dev/null; nproc", 30)
+        lines = isolated.splitlines() or ["", "1"]
+        props["kernel_base"] = f"{opts.target.host}: {uname.strip()}"
+        props["series"] = ",".join(opts.expect) or "(as running)"
+        _, before = _run(client, "dmesg 2>/dev/null | wc -l", 30)
+        stages.append(StageResult("upload", PASSED, time.monotonic() - start, remote))
+
+        start, current = time.monotonic(), "remote"
+        rdir = Path(remote)
+        suite = GuestSuite(rdir, rdir / "results", rdir / "headers" if opts.headers else Path("/nonexistent"),
+                           tuple(opts.expect), tuple(opts.expect), Path("/nonexistent"),
+                           lines[0].strip() if len(lines) > 1 else "", int(lines[-1].strip() or 1),
+                           opts.test_timeout, opts.select)
+        command = pytest_command(suite, opts.python, wrapper=("timeout", "-k", "10", str(int(opts.timeout))),
+                                 extra_env={"PYTHONPATH": f"{remote}/pylib"}, plugins=("pytest_timeout",))
+        with (opts.results / "guest-output.log").open("wb") as log:
+            status, _ = _run(client, command, opts.timeout + 60, out=log)
+        local_xml = opts.results / GUEST_JUNIT
+        got, xml_text = _run(client, f"cat {remote}/results/{GUEST_JUNIT}", 60)
+        if got == 0 and xml_text.strip():
+            local_xml.write_text(xml_text)
+            guest_xml = local_xml
+        try:
+            count = int(before.strip() or 0)
+        except ValueError:
+            count = 0
+        _, dmesg = _run(client, f"dmesg 2>/dev/null | tail -n +{count + 1}", 60)
+        (opts.results / "console.log").write_text(dmesg)
+        splats, scanned = scan(dmesg), True
+        res = StageResult("remote", PASSED, time.monotonic() - start, f"guest suite exit {status}")
+        if status == 124 or status == 137:
+            res.status, res.message = FAILED, f"the suite did not finish in {opts.timeout:.0f}s on the target"
+        elif guest_xml is None:
+            res.status, res.message = FAILED, f"the suite wrote no JUnit file (exit {status})"
+            res.detail = (opts.results / "guest-output.log").read_text(errors="replace")[-3000:]
+        stages.append(res)
+        _run(client, f"rm -rf {remote}", 60)
+    except HarnessError as exc:
+        stages.append(StageResult(current, ERROR, time.monotonic() - start, exc.message, exc.render()))
+        print(exc.render(), flush=True)
+    finally:
+        if client is not None:
+            client.close()
+    for name in ("connect", "upload", "remote"):
+        if name not in {s.name for s in stages}:
+            stages.append(StageResult(name, SKIPPED, 0.0, "not reached"))
+    xml = build_junit(stages, splats, scanned, props, guest_xml)
+    write_junit(xml, opts.results / "junit.xml")
+    summary = summarize(xml)
+    write_json(summary, opts.results / "summary.json")
+    print(render(summary, opts.results), flush=True)
+    return summary

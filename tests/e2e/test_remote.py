@@ -1,0 +1,123 @@
+"""`isolharness test --target ssh://...` against a real OpenSSH server that
+the test starts on the loopback address, with its own host and client keys.
+The target is this machine, so the suite reports what its running kernel
+does (the smoke tests, here); what is checked is the SSH path: host-key
+checking, key refusal, an unreachable port, a missing interpreter, and a run
+whose JUnit and kernel log come back into the usual report."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "isolharness-e2e", "-f", str(path)],
+                   check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sshd")
+    port = free_port()
+    host_key, client_key = keygen(d / "host_key"), keygen(d / "client_key")
+    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {d}/authorized_keys\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        f"StrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=open(d / "sshd.log", "w"))
+    for _ in range(50):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
+    yield {"dir": d, "port": port, "key": client_key, "url": f"ssh://root@127.0.0.1:{port}"}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def target_args(sshd, known_hosts: Path, *extra: str) -> list[str]:
+    return ["test", "--target", sshd["url"], "--identity", str(sshd["key"]), "--known-hosts", str(known_hosts),
+            *extra]
+
+
+def test_unknown_host_is_refused_then_recorded_and_the_suite_runs(sshd, tmp_path, default_run):
+    kh = tmp_path / "known_hosts"
+    run = run_cli(target_args(sshd, kh, "-k", "smoke"), tmp_path / "r1")
+    assert run.rc == 2 and "is not in" in run.output and "--accept-new-host-key" in run.output
+    assert not kh.exists()
+
+    from harness.cache import cache_dir
+
+    # Any installed uapi headers will do for the smoke test that looks for them.
+    headers = sorted(cache_dir().glob("build/*/base+isolation/usr/include"))[0]
+    run = run_cli(target_args(sshd, kh, "--accept-new-host-key", "-k", "smoke", "--headers", str(headers)),
+                  tmp_path / "r2")
+    assert run.rc in (0, 1), run.output           # 1: this machine's kernel is not isolated
+    assert f"[127.0.0.1]:{sshd['port']} ssh-ed25519" in kh.read_text()
+    cases = run.cases()
+    assert cases["isolharness.stages::connect"].result == []
+    assert cases["isolharness.stages::remote"].result == [], run.output
+    assert any(n.startswith("isolharness.console::") for n in cases)
+    smoke = [n for n in cases if n.startswith("guest::") and "cpu_count" in n]
+    assert smoke and cases[smoke[0]].result == [], run.output   # nproc on the target, read over SSH
+    assert (run.results / "console.log").is_file()
+    assert cases["guest::test_uapi_headers_installed"].result == [], run.output  # --headers went up
+    assert "PRIVATE KEY" not in run.output + (run.results / "guest-output.log").read_text()
+
+    # The host key is now known: the same run works without the flag.
+    again = run_cli(target_args(sshd, kh, "-k", "cpu_count"), tmp_path / "r3")
+    assert again.rc == 0, again.output
+
+
+def test_changed_host_key_is_refused(sshd, tmp_path):
+    kh = tmp_path / "known_hosts"
+    other = keygen(tmp_path / "other_host_key")
+    kh.write_text(f"[127.0.0.1]:{sshd['port']} " + " ".join(Path(f"{other}.pub").read_text().split()[:2]) + "\n")
+    run = run_cli(target_args(sshd, kh, "--accept-new-host-key"), tmp_path / "r")
+    assert run.rc == 2 and "does not match" in run.output and "ssh-keygen" in run.output
+
+
+def test_refused_key(sshd, tmp_path):
+    kh = tmp_path / "known_hosts"
+    stranger = keygen(tmp_path / "stranger")
+    run = run_cli(["test", "--target", sshd["url"], "--identity", str(stranger), "--known-hosts", str(kh),
+                   "--accept-new-host-key"], tmp_path / "r")
+    assert run.rc == 2 and "refused key" in run.output
+
+
+def test_unreachable_target(tmp_path):
+    run = run_cli(["test", "--target", f"ssh://root@127.0.0.1:{free_port()}"], tmp_path / "r")
+    assert run.rc == 2 and "is unreachable" in run.output
+
+
+def test_missing_python_on_target(sshd, tmp_path):
+    run = run_cli(target_args(sshd, tmp_path / "kh", "--accept-new-host-key", "--remote-python",
+                              "/nonexistent/python3"), tmp_path / "r")
+    assert run.rc == 2 and "has no usable Python" in run.output and "was not found" in run.output
+
+
+def test_bad_target_url(tmp_path):
+    run = run_cli(["test", "--target", "root@host"], tmp_path / "r")
+    assert run.rc == 2 and "is not ssh://user@host[:port]" in run.output
