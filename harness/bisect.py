@@ -194,6 +194,7 @@ def _bisect_locked(opts: RunOptions, work: Path, ksrc: Path, good: str, bad: str
     if in_progress:
         print(f"bisect: resuming in {work} after {len(read_steps(work))} logged step(s)", flush=True)
     else:
+        (work / "steps.jsonl").unlink(missing_ok=True)  # a finished earlier bisection's log
         # The endpoints first: a bisection between two bad or two good
         # commits names a wrong commit with full confidence.
         verdict, _ = run_step(work, bad)

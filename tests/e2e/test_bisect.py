@@ -7,6 +7,7 @@ found it."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,7 +36,13 @@ def test_bisect_names_the_breaking_commit_and_leaves_the_tree_alone(tmp_path, re
     prep = run_cli(["prepare", "--series", "none"], results_root / "bisect-prepare")
     assert prep.rc == 0, prep.output
     base_tree = Path(prep.output.split(" tree ", 1)[1].split(" at ", 1)[0])
-    user = tmp_path / "linux"
+    # A fixed path and fixed dates: the same commits every run, so the
+    # harness's clone, worktree and build directory of this tree are reused.
+    from harness.cache import cache_dir
+
+    user = cache_dir() / "e2e" / "bisect-linux"
+    shutil.rmtree(user, ignore_errors=True)
+    user.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(base_tree), str(user)], check=True)
     git(user, "checkout", "-q", "-b", "isol", git(base_tree, "rev-parse", "HEAD").strip())
     d = PROJECT / "patches" / "block-interf"
