@@ -262,6 +262,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "step":
         print("usage: python -m harness.bisect step WORKDIR", file=sys.stderr)
         return ABORT
+    g.scrub_repo_env()  # git bisect run exports GIT_DIR of the bisect clone
     try:
         verdict, _ = run_step(Path(argv[1]))
     except HarnessError as exc:

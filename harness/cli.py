@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import __version__, bisect, doctor, pipeline, remote, revision, summary
+from . import __version__, bisect, doctor, git, pipeline, remote, revision, summary
 from .errors import HarnessError
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     # Set explicitly: a shell starting us in the background ignores SIGINT.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    git.scrub_repo_env()  # started from a git hook or git bisect run
     args = build_parser().parse_args(argv)
     try:
         if args.cmd == "doctor":

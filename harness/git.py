@@ -20,6 +20,18 @@ IDENTITY = {
 }
 
 
+# Variables with which git points its children at a repository (git bisect
+# run, hooks): the harness always names its repositories with -C.
+REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_PREFIX", "GIT_NAMESPACE")
+
+
+def scrub_repo_env() -> None:
+    """Forget the repository git may have exported to this process."""
+    for name in REPO_ENV:
+        os.environ.pop(name, None)
+
+
 def git(repo: Path, *args: str, what: str | None = None, hint: str = "") -> str:
     return run(["git", "-C", str(repo), *args], env=IDENTITY, what=what or f"git {args[0]}", hint=hint)
 

@@ -3,7 +3,9 @@ virtual environment, over the host root that virtme-ng shares read-only."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +66,17 @@ def in_project(project: Path, argv: list[str], env: dict[str, str]) -> str:
     suite, or the user's command for `isolharness exec -- CMD...`."""
     assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     return f"cd {shlex.quote(str(project))} && env {assigns} {shlex.join(argv)}"
+
+
+def warm_bytecode(project: Path) -> None:
+    """Compile tests/guest on the host, where it takes a second, so that the
+    guest (read-only root, bytecode writing off, TCG speed) loads it instead
+    of compiling it: plain bytecode for the helper modules, and pytest's own
+    cache of the assertion-rewritten test modules, which pytest reads even
+    where it cannot write. Best effort: the guest compiles what is missing."""
+    guest = project / "tests" / "guest"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(guest)], capture_output=True, env=env)
+    subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                    str(guest)], cwd=project, capture_output=True, timeout=120, env=env)
+

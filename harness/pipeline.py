@@ -20,7 +20,7 @@ from .build import HEADERS, IMAGE, KernelBuild, build_kernel
 from .cache import cache_dir, check_free_space, locked, no_space_hint
 from .console import Splat, scan
 from .errors import HarnessError
-from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, pytest_command
+from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, pytest_command, warm_bytecode
 from .junit import build_junit, write_junit
 from .kconfig import KernelConfig, configure
 from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
@@ -117,7 +117,9 @@ def stage_config(prep: Prepared, opts: RunOptions) -> KernelConfig:
 
 
 def stage_build(prep: Prepared, kcfg: KernelConfig, opts: RunOptions) -> KernelBuild:
-    return build_kernel(prep.tree.path, kcfg.build_dir, prep.cache, opts.results / "build.log", opts.jobs)
+    return build_kernel(prep.tree.path, kcfg.build_dir, prep.cache, opts.results / "build.log", opts.jobs,
+                        stamp=f"{prep.tree.head_commit}:{kcfg.config_hash}",
+                        trust_stamp=not prep.tree.changed and not kcfg.changed)
 
 
 def existing_build(prep: Prepared, opts: RunOptions) -> KernelBuild:
@@ -145,6 +147,7 @@ def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: ac
     suite = GuestSuite(PROJECT, results, kbuild.headers, prep.tree.series_names, expect, prep.tree.path,
                        opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout, opts.select)
     if argv is None:
+        warm_bytecode(PROJECT)
         command = pytest_command(suite)
     else:
         command = in_project(Path.cwd(), argv, guest_env(suite))

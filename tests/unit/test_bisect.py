@@ -56,3 +56,15 @@ def test_only_skipped_commits_left_from_real_output(tmp_path):
                            '[ "$n" -gt 5 ] && exit 1\nexit 125\n')
     result = _parse_outcome(repo, out, [])
     assert result.first_bad is None and len(result.candidates) >= 2
+
+
+def test_step_ignores_the_repository_git_bisect_run_exports(tmp_path, monkeypatch):
+    """git bisect run sets GIT_DIR to the bisect clone; the step must still
+    see --ksrc as its own repository."""
+    from harness import git as g
+
+    repo = make_repo(tmp_path / "r", ["c1"])
+    other = make_repo(tmp_path / "o", [])
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    g.scrub_repo_env()
+    assert g.git(repo, "log", "-1", "--format=%s").strip() == "c1"
