@@ -28,7 +28,7 @@ from pathlib import Path
 from . import git as g
 from .cache import cache_dir, locked
 from .errors import HarnessError
-from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, FAILED
+from .outcome import EXIT_ERROR, EXIT_OK, FAILED
 from .pipeline import RunOptions, check
 from .profile import Profile
 from .source import looks_like_kernel
