@@ -65,6 +65,25 @@ def default_run(results_root) -> Run:
     return run_cli(["check"], results_root / "default" / "latest")
 
 
+# Commits the e2e tests make: a fixed identity and fixed dates give the same
+# commit ids every run, so the harness's trees and build directories of
+# them are reused.
+GIT_ENV = {"GIT_AUTHOR_NAME": "isolharness e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
+           "GIT_COMMITTER_NAME": "isolharness e2e", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
+           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+           "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+
+
+def git(repo: Path, *args: str, input_file: Path | None = None) -> str:
+    stdin = input_file.open() if input_file else None
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], env=GIT_ENV, stdin=stdin, check=True,
+                              capture_output=True, text=True).stdout
+    finally:
+        if stdin:
+            stdin.close()
+
+
 def qemu_processes() -> list[str]:
     res = subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True)
     return [line for line in res.stdout.splitlines() if line.strip()]

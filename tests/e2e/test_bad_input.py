@@ -11,17 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ISOLHARNESS, PROJECT, run_cli
-
-
-def git(repo: Path, *args: str, input_file: Path | None = None) -> str:
-    stdin = input_file.open() if input_file else None
-    try:
-        return subprocess.run(["git", "-C", str(repo), *args], stdin=stdin, check=True,
-                              capture_output=True, text=True).stdout
-    finally:
-        if stdin:
-            stdin.close()
+from conftest import ISOLHARNESS, PROJECT, git, run_cli
 
 
 def test_ksrc_not_a_git_tree(tmp_path):

@@ -11,18 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import PROJECT, run_cli
+from conftest import PROJECT, git, run_cli
 
-ENV = {"GIT_AUTHOR_NAME": "isolharness e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
-       "GIT_COMMITTER_NAME": "isolharness e2e", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
-       "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
-       "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
 CAP_CHECK = "\tif (!capable(CAP_SYS_ADMIN))\n\t\treturn -EPERM;\n\n"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], env=ENV, check=True, capture_output=True,
-                          text=True).stdout
 
 
 def snapshot(repo: Path) -> dict[str, str]:

@@ -6,24 +6,14 @@ regression against the first revision's summary."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import git, run_cli
 
-ENV = {"GIT_AUTHOR_NAME": "isolharness e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
-       "GIT_COMMITTER_NAME": "isolharness e2e", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
-       "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
-       "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
 FILE = "kernel/sys.c"
 BROKEN = "int isolharness_e2e_broken = ;\n"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], env=ENV, check=True, capture_output=True,
-                          text=True).stdout
 
 
 @pytest.fixture(scope="module")
