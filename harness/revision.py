@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def series_from_range(ksrc: Path, spec: str, cache: Path) -> tuple[Path, str]:
     directory = cache / "range" / f"range-{digest}"
     if not (directory / SERIES_FILE).is_file():
         tmp = directory.with_name(directory.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted run
         g.git(ksrc, "format-patch", "-q", "--zero-commit", "-o", str(tmp), f"{commits[0]}..{commits[1]}")
         names = sorted(p.name for p in tmp.glob("*.patch"))
         (tmp / SERIES_FILE).write_text("".join(f"{n}\n" for n in names))
