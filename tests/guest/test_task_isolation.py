@@ -37,6 +37,9 @@ libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_i
 libc.mmap.restype = ctypes.c_void_p
 libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 libc.munlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mlock2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+MLOCK_ONFAULT = 1
 PAGE = mmap.PAGESIZE
 
 
@@ -420,6 +423,21 @@ def stat_threshold(cpu: int) -> int:
     return min(thresholds)
 
 
+def settle_vmstats() -> None:
+    """Start from zero differentials on every CPU, this one's batches included.
+
+    A previous test's child that exited with pages mlocked left their
+    munlocks in this CPU's mlock batch; they reach the differentials only
+    when the batch drains, which the next mlock() does first and would
+    cancel what a test measures. mlock2(MLOCK_ONFAULT) of an untouched page
+    drains this CPU's batches (mlock_fixup() calls lru_add_drain()) and
+    locks nothing; stat_refresh then folds every CPU's differentials."""
+    addr = libc.mmap(None, PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    assert libc.mlock2(addr, PAGE, MLOCK_ONFAULT) == 0, os.strerror(ctypes.get_errno())
+    assert libc.munmap(addr, PAGE) == 0
+    Path("/proc/sys/vm/stat_refresh").write_text("1")
+
+
 def _pages_to_use(cpu: int) -> int:
     n = stat_threshold(cpu) // 2
     if n < 2:
@@ -434,7 +452,7 @@ def _mlock_delta(c, cpu: int, n: int, mode: str) -> int:
         configure_and_activate(c)
     if mode == "deactivated":
         prctl(c["PR_ISOL_CTRL_SET"], 0)
-    Path("/proc/sys/vm/stat_refresh").write_text("1")  # every CPU's differentials start at 0
+    settle_vmstats()
     addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
     assert addr not in (None, ctypes.c_void_p(-1).value)
     before = vmstat("nr_mlock")
@@ -463,7 +481,7 @@ def _activation_fold(c, cpu: int, n: int) -> tuple[int, int]:
     activate: the activating prctl's own return folds it."""
     os.sched_setaffinity(0, {cpu})
     prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])  # configured, not active
-    Path("/proc/sys/vm/stat_refresh").write_text("1")
+    settle_vmstats()
     addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
     before = vmstat("nr_mlock")
     assert libc.mlock(addr, n * PAGE) == 0, os.strerror(ctypes.get_errno())
@@ -486,7 +504,7 @@ def _munlock_delta(c, cpu: int, n: int, active: bool) -> int:
     assert libc.mlock(addr, n * PAGE) == 0
     if active:
         configure_and_activate(c)
-    Path("/proc/sys/vm/stat_refresh").write_text("1")
+    settle_vmstats()
     before = vmstat("nr_mlock")
     assert libc.munlock(addr, n * PAGE) == 0
     return vmstat("nr_mlock") - before
