@@ -115,18 +115,21 @@ def main() -> None:
         figures["vng --kconfig cold build"] = previous["seconds"]["vng --kconfig cold build"]
         options = previous["options_y"]["vng --kconfig"]
         vng_from = previous.get("vng_figure_from", f"the run of {previous.get('date', '?')}")
+        vng_ccache = previous.get("ccache_mode", "default (preprocessor on miss)")
     else:
         # virtme-ng's own config: defconfig plus its fragment.
         vng_config = root / "vng-config"
         sh([str(BIN / "vng"), "--kconfig", f"O={vng_config}"], dict(env, PATH=f"{BIN}:{env['PATH']}"), cwd=tree)
         options = options_y(vng_config / ".config")
         figures["vng --kconfig cold build"] = cold_bzimage(tree, vng_config / ".config", root / "vng", env)
-        vng_from = ""
+        vng_from = vng_ccache = ""
     out = {"machine": machine(), "seconds": figures, "options_y": {"lean": lean, "vng --kconfig": options},
            "speedup_cold_build": figures["vng --kconfig cold build"] / figures["lean config cold build"],
            "ccache_mode": "depend (CCACHE_DEPEND=1), empty cache for each cold build"}
     if vng_from:
+        # The borrowed vng figure was measured with that run's ccache mode.
         out["vng_figure_from"] = vng_from
+        out["vng_ccache_mode"] = vng_ccache
     save(results_file, out)
     shutil.rmtree(root, ignore_errors=True)
 
