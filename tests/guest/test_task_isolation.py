@@ -423,6 +423,13 @@ def stat_threshold(cpu: int) -> int:
     return min(thresholds)
 
 
+def anon_pages(n: int) -> int:
+    """Address of n fresh private anonymous pages (not yet faulted in)."""
+    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    return addr
+
+
 def settle_vmstats() -> None:
     """Start from zero differentials on every CPU, this one's batches included.
 
@@ -432,7 +439,7 @@ def settle_vmstats() -> None:
     cancel what a test measures. mlock2(MLOCK_ONFAULT) of an untouched page
     drains this CPU's batches (mlock_fixup() calls lru_add_drain()) and
     locks nothing; stat_refresh then folds every CPU's differentials."""
-    addr = libc.mmap(None, PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    addr = anon_pages(1)
     assert libc.mlock2(addr, PAGE, MLOCK_ONFAULT) == 0, os.strerror(ctypes.get_errno())
     assert libc.munmap(addr, PAGE) == 0
     Path("/proc/sys/vm/stat_refresh").write_text("1")
@@ -453,8 +460,7 @@ def _mlock_delta(c, cpu: int, n: int, mode: str) -> int:
     if mode == "deactivated":
         prctl(c["PR_ISOL_CTRL_SET"], 0)
     settle_vmstats()
-    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-    assert addr not in (None, ctypes.c_void_p(-1).value)
+    addr = anon_pages(n)
     before = vmstat("nr_mlock")
     assert libc.mlock(addr, n * PAGE) == 0, os.strerror(ctypes.get_errno())
     return vmstat("nr_mlock") - before
@@ -482,7 +488,7 @@ def _activation_fold(c, cpu: int, n: int) -> tuple[int, int]:
     os.sched_setaffinity(0, {cpu})
     prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])  # configured, not active
     settle_vmstats()
-    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    addr = anon_pages(n)
     before = vmstat("nr_mlock")
     assert libc.mlock(addr, n * PAGE) == 0, os.strerror(ctypes.get_errno())
     while_configured = vmstat("nr_mlock") - before
@@ -500,7 +506,7 @@ def test_configuring_alone_quiesces_nothing_activation_folds_at_once(c):
 
 def _munlock_delta(c, cpu: int, n: int, active: bool) -> int:
     os.sched_setaffinity(0, {cpu})
-    addr = libc.mmap(None, n * PAGE, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    addr = anon_pages(n)
     assert libc.mlock(addr, n * PAGE) == 0
     if active:
         configure_and_activate(c)
