@@ -141,6 +141,19 @@ def _make(srctree: Path, build_dir: Path, *targets: str) -> None:
 STAMP = ".isolharness-config-stamp"
 
 
+def root_mount_problem(final: dict[str, str], do_mounts_c: str) -> str | None:
+    """Why a kernel with this .config cannot mount virtme-ng's 9p root, or None.
+
+    Without CONFIG_BLOCK the kernel mounts a root that has no device only
+    through mount_nodev_root() (Linux 6.4 and later); an older tree built
+    without the block layer would panic at boot looking for its init.
+    """
+    if final.get("CONFIG_BLOCK", "n") == "y" or "mount_nodev_root" in do_mounts_c:
+        return None
+    return ("CONFIG_BLOCK is off and this tree's init/do_mounts.c has no mount_nodev_root() "
+            "(Linux 6.4 and later), so the kernel could not mount virtme-ng's 9p root")
+
+
 def config_stamp(tree_commit: str, fragments: list[Fragment]) -> str:
     """Everything the merged .config depends on: the tree's commit (its
     Kconfig files) and the fragments' contents."""
@@ -192,6 +205,14 @@ def configure(srctree: Path, build_dir: Path, fragment_paths: list[Path], tree_c
                 f"Kconfig dropped {len(dropped)} requested option(s)",
                 detail=format_dropped(dropped),
                 hint="fix the fragment(s): " + ", ".join(str(f.path) for f in fragments),
+            )
+        do_mounts = srctree / "init" / "do_mounts.c"
+        problem = root_mount_problem(final, do_mounts.read_text(errors="replace") if do_mounts.exists() else "")
+        if problem:
+            raise KconfigError(
+                "the configured kernel cannot boot in virtme-ng",
+                detail=problem,
+                hint="add the block fragment: --kconfig base --kconfig isolation --kconfig block",
             )
     except BaseException:
         # Put the previous .config back: a failed or interrupted config stage

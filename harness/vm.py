@@ -30,6 +30,9 @@ START_MARKER = "ISOLHARNESS-GUEST-START"
 # fallback) -- the guest command's own status otherwise.
 VNG_NO_STATUS = 255
 
+# The 9p mount tag virtme-ng gives the host's root; see vng_argv().
+ROOT_ARG = "root=/dev/root"
+
 
 @dataclass(frozen=True)
 class VmSpec:
@@ -71,6 +74,13 @@ def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
     # With --verbose vng already asks for loglevel=7, so WARN splats reach
     # the console. Our arguments come after vng's own (but before its init=),
     # so they win where both set the same parameter.
+    #
+    # vng gives rootfstype=9p but no root=, and the kernel then mounts the
+    # 9p export (tagged /dev/root) only through its block-device path, which
+    # needs CONFIG_BLOCK. Naming the tag as root= takes the kernel's path for
+    # filesystems without a device (mount_nodev_root, Linux 6.4 and later),
+    # so the lean config needs no block layer. A profile's own root= wins.
+    argv += ["--append", ROOT_ARG]
     if spec.profile.cmdline:
         argv += ["--append", spec.profile.cmdline]
     for d in spec.rwdirs:

@@ -43,7 +43,9 @@ def test_report_rerenders_saved_run(default_run):
 
 def test_panicking_kernel_is_red_with_the_panic_text(results_root, default_run):
     # Our arguments come after virtme-ng's rootfstype=9p, so this one wins and
-    # the kernel cannot mount its root: "VFS: Unable to mount root fs", panic.
+    # the kernel cannot mount its root. The lean kernel (no block layer) then
+    # panics because it cannot run virtme-ng's init ("Requested init ...
+    # failed (error -2)"); one with BLOCK says "VFS: Unable to mount root fs".
     run = run_cli(["boot", "--append", "rootfstype=isolharness-nofs", "--timeout", "300"],
                   results_root / "panic" / "latest")
     assert run.rc == 1, run.output

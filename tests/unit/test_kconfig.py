@@ -57,3 +57,20 @@ def test_config_stamp_follows_tree_and_fragment_content(tmp_path):
     assert one != config_stamp("abd", [load_fragment(frag)])
     frag.write_text("CONFIG_X=n\n")
     assert one != config_stamp("abc", [load_fragment(frag)])
+
+
+def test_root_mount_needs_block_only_before_nodev_roots():
+    from harness.kconfig import root_mount_problem
+    old_tree = "static void __init mount_block_root(char *name)\n"
+    new_tree = old_tree + "static int __init mount_nodev_root(char *root_device_name)\n"
+    assert root_mount_problem({"CONFIG_BLOCK": "y"}, old_tree) is None
+    assert root_mount_problem({}, new_tree) is None
+    problem = root_mount_problem({"CONFIG_BLOCK": "n"}, old_tree)
+    assert problem and "mount_nodev_root" in problem and "CONFIG_BLOCK" in problem
+
+
+def test_block_fragment_turns_the_block_layer_back_on():
+    base = load_fragment(KCONFIGS / "base.config")
+    block = load_fragment(KCONFIGS / "block.config")
+    assert base.options["CONFIG_BLOCK"] == "n"
+    assert requested_options([base, block])["CONFIG_BLOCK"] == "y"
