@@ -3,6 +3,7 @@ virtual environment, over the host root that virtme-ng shares read-only."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -25,6 +26,7 @@ class GuestSuite:
     cpus: int                   # vCPUs of the profile
     test_timeout: int           # seconds per guest test
     select: str | None = None   # pytest -k expression
+    prebuilt: Path | None = None  # the suite's C programs, built on the host (tests/guest/programs.py)
 
 
 def guest_env(suite: GuestSuite) -> dict[str, str]:
@@ -37,6 +39,7 @@ def guest_env(suite: GuestSuite) -> dict[str, str]:
         "ISOLHARNESS_CPUS": str(suite.cpus),
         "ISOLHARNESS_RESULTS": str(suite.results),
         "PYTHONDONTWRITEBYTECODE": "1",
+        **({"ISOLHARNESS_PREBUILT": str(suite.prebuilt)} if suite.prebuilt else {}),
     }
 
 
@@ -66,6 +69,33 @@ def in_project(project: Path, argv: list[str], env: dict[str, str]) -> str:
     suite, or the user's command for `isolharness exec -- CMD...`."""
     assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     return f"cd {shlex.quote(str(project))} && env {assigns} {shlex.join(argv)}"
+
+
+PROGRAMS = "programs"
+
+
+def prebuild_programs(suite: GuestSuite) -> GuestSuite:
+    """Build the suite's C programs on the host, where gcc is the guest's own
+    (same root file system) but runs at native speed, into the results
+    directory the guest shares. A program that does not compile is recorded
+    as such for its test to report. Should the step itself fail, the suite
+    is returned unchanged and the guest builds what it needs."""
+    out = suite.results / PROGRAMS
+    script = suite.project / "tests" / "guest" / "programs.py"
+    env = {**os.environ, **guest_env(suite)}
+    try:
+        res = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
+                             timeout=300, env=env)
+    except subprocess.TimeoutExpired:
+        print("boot: building the guest programs on the host timed out; the guest will build them", flush=True)
+        return suite
+    if res.returncode != 0:
+        print(f"boot: building the guest programs on the host failed; the guest will build them:\n"
+              f"{res.stderr.strip()[-800:]}", flush=True)
+        return suite
+    for line in res.stdout.splitlines():
+        print(f"boot: guest program {line}", flush=True)
+    return dataclasses.replace(suite, prebuilt=out)
 
 
 def warm_bytecode(project: Path) -> None:

@@ -20,7 +20,7 @@ from .build import HEADERS, IMAGE, KernelBuild, build_kernel
 from .cache import cache_dir, check_free_space, locked, no_space_hint
 from .console import Splat, scan
 from .errors import HarnessError
-from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, pytest_command, warm_bytecode
+from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_programs, pytest_command, warm_bytecode
 from .junit import build_junit, write_junit
 from .kconfig import KernelConfig, configure
 from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
@@ -148,6 +148,7 @@ def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: ac
                        opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout, opts.select)
     if argv is None:
         warm_bytecode(PROJECT)
+        suite = prebuild_programs(suite)
         command = pytest_command(suite)
     else:
         command = in_project(Path.cwd(), argv, guest_env(suite))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 
@@ -74,3 +75,15 @@ def test_every_patch_passes_checkpatch_strict(default_run, series):
         res = subprocess.run([str(tree / "scripts" / "checkpatch.pl"), "--strict", "-q", str(directory / patch)],
                              cwd=tree, capture_output=True, text=True)
         assert res.returncode == 0, f"{patch}:\n{res.stdout}{res.stderr}"
+
+
+def test_guest_programs_were_built_on_the_host(default_run, unpatched_run):
+    """The suite's C programs come from the host before boot: built for the
+    patched kernel, recorded as not building against the stock headers."""
+    def outcome(run) -> bool:
+        (result,) = (run.results / "programs").glob("task-isolation-uapi-*/result.json")
+        return json.loads(result.read_text())["ok"]
+
+    assert outcome(default_run) is True
+    assert outcome(unpatched_run) is False
+    assert "guest program task-isolation-uapi: built" in default_run.output

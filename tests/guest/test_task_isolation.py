@@ -16,19 +16,16 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
 from child import in_child
-from uapi import HeaderMissing, constants
+from programs import TASK_ISOLATION_UAPI, USERLOOP_DIR, USERLOOP_SOURCES, HeaderMissing, constants, obtain, \
+    userloop_sample
 
 SERIES = "task-isolation"
-NAMES = ["PR_ISOL_FEAT", "PR_ISOL_GET", "PR_ISOL_SET", "PR_ISOL_CTRL_GET", "PR_ISOL_CTRL_SET",
-         "PR_ISOL_GET_INT", "PR_ISOL_SET_INT", "ISOL_F_QUIESCE", "ISOL_F_QUIESCE_VMSTATS", "INHERIT_CFG",
-         "ISOL_INHERIT_CONF", "ISOL_INHERIT_ACTIVE", "sizeof(struct task_isol_inherit_control)"]
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
@@ -76,7 +73,7 @@ def c(headers, expected_series) -> dict[str, int]:
         pytest.skip(f"{SERIES} series not applied to this kernel")
 
     try:
-        consts = constants(headers, ["linux/prctl.h", "linux/task_isolation.h"], NAMES)
+        consts = constants(TASK_ISOLATION_UAPI, headers)
     except HeaderMissing as exc:
         absent(str(exc))
     if prctl_errno(consts["PR_ISOL_FEAT"], 0) == errno.EINVAL:
@@ -527,19 +524,16 @@ def test_quiesce_folds_decrements_too(c):
 # ---------------------------------------------------------------- the samples
 
 def test_sample_builds_against_installed_headers_and_runs(c, headers):
-    src = Path(os.environ["ISOLHARNESS_KSRC"]) / "samples" / "task_isolation"
-    if not (src / "task_isol_userloop.c").is_file():
-        pytest.fail(f"{src} has no task_isol_userloop.c")
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = Path(tmp) / "task_isol_userloop"
-        build = subprocess.run(["gcc", "-Wall", "-Werror", "-I", str(headers), "-o", str(exe),
-                                str(src / "task_isol.c"), str(src / "task_isol_userloop.c")],
-                               capture_output=True, text=True)
-        assert build.returncode == 0, build.stderr
-        cpu = isolated_cpu()
-        run = subprocess.run([str(exe), "1000000"], capture_output=True, text=True, timeout=60,
-                             preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
-        assert run.returncode == 0, run.stderr
-        assert "task isolation loop done: 1000000 iterations" in run.stdout
-        bad = subprocess.run([str(exe), "nonsense"], capture_output=True, text=True, timeout=60)
-        assert bad.returncode == 2 and "usage:" in bad.stderr
+    ksrc = Path(os.environ["ISOLHARNESS_KSRC"])
+    recipe = userloop_sample(ksrc)
+    if recipe is None:
+        pytest.fail(f"{ksrc / USERLOOP_DIR} lacks some of {', '.join(USERLOOP_SOURCES)}")
+    built = obtain(recipe, headers)
+    assert built.exe is not None, built.errors
+    cpu = isolated_cpu()
+    run = subprocess.run([str(built.exe), "1000000"], capture_output=True, text=True, timeout=60,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    assert run.returncode == 0, run.stderr
+    assert "task isolation loop done: 1000000 iterations" in run.stdout
+    bad = subprocess.run([str(built.exe), "nonsense"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "usage:" in bad.stderr
