@@ -228,7 +228,8 @@ def run_remote(opts: RemoteOptions) -> Summary:
                            lines[0].strip() if len(lines) > 1 else "", int(lines[-1].strip() or 1),
                            opts.test_timeout, opts.select)
         command = pytest_command(suite, opts.python, wrapper=("timeout", "-k", "10", str(int(opts.timeout))),
-                                 extra_env={"PYTHONPATH": f"{remote}/pylib"}, plugins=("pytest_timeout",))
+                                 extra_env={"PYTHONPATH": f"{remote}/pylib", "TMPDIR": remote},
+                                 plugins=("pytest_timeout",))
         with (opts.results / "guest-output.log").open("wb") as log:
             status, _ = _run(client, command, opts.timeout + 60, out=log)
         local_xml = opts.results / GUEST_JUNIT
