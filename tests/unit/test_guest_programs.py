@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,10 @@ def headers(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def no_prebuilt(monkeypatch):
+def no_prebuilt(monkeypatch, tmp_path):
     monkeypatch.delenv("ISOLHARNESS_PREBUILT", raising=False)
+    # Builds in place go to a temporary directory: keep them in this test's.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def recipe(*names: str):
