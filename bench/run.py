@@ -150,7 +150,8 @@ def cold_bzimage(tree: Path, config: Path, root: Path, env: dict[str, str]) -> f
     build_env = dict(env, **ccache_env(root))
     # olddefconfig only to write the generated files; the options are kept.
     sh(["make", "-s", "-C", str(tree), f"O={out}", "olddefconfig"], build_env)
-    took = sh(["make", "-C", str(tree), f"O={out}", f"-j{os.cpu_count()}", "CC=ccache gcc", "bzImage"], build_env)
+    took = sh(["make", "-C", str(tree), f"O={out}", f"-j{os.cpu_count()}",
+                f"CC={compiler(root)}", "bzImage"], build_env)
     shutil.rmtree(root, ignore_errors=True)
     return took
 

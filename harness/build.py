@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BuildError, HarnessError
+from .identity import KernelIdentity, vmlinux_identity
 from .kconfig import ARCH
 from .progress import Progress
 from .proc import require_tool
@@ -33,6 +34,28 @@ class KernelBuild:
     log: Path
     duration: float
     objects: int          # objects compiled (CC lines) in this build
+    identity: KernelIdentity = KernelIdentity()  # of the vmlinux that was linked
+    banner: str = ""      # its exact "Linux version ..." line
+
+
+VMLINUX = Path("vmlinux")
+RELEASE_FILE = Path("include/config/kernel.release")
+
+
+def built_identity(build_dir: Path) -> tuple[KernelIdentity, str]:
+    """Identity and banner of the vmlinux in ``build_dir`` (the kernel the
+    image is supposed to carry)."""
+    try:
+        release = (build_dir / RELEASE_FILE).read_text().strip()
+        return vmlinux_identity(build_dir / VMLINUX, release)
+    except (OSError, ValueError, IndexError) as exc:
+        raise HarnessError(f"cannot read the identity of the kernel built in {build_dir}: {exc}",
+                           hint="rebuild it: 'isolharness build'") from exc
+
+
+def finished(build_dir: Path, log: Path, duration: float, objects: int) -> KernelBuild:
+    identity, banner = built_identity(build_dir)
+    return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, duration, objects, identity, banner)
 
 
 def ccache_env(cache: Path) -> dict[str, str]:
@@ -72,10 +95,53 @@ def extract_errors(log_lines: list[str], limit: int = 40) -> str:
     return "\n".join(picked)
 
 
-def _make_cmd(srctree: Path, build_dir: Path, jobs: int, targets: list[str]) -> list[str]:
+# The C compiler Kbuild is given: ccache, except where ccache cannot see an
+# input. An assembler file that .incbin's a build product (piggy.S includes
+# the compressed vmlinux, rmpiggy.S the real-mode blob, configs.c and
+# system_certificates.S their payloads) hashes the same when only the payload
+# changed, and in depend mode ccache never looks inside: it would hand back
+# an object holding an earlier kernel. So: a source that names .incbin is
+# compiled by gcc itself; other assembler sources go through ccache's
+# preprocessor mode, whose own check refuses to cache a .incbin that arrives
+# through #include or a macro; C sources keep depend mode (fast cold builds).
+# The script lives in the cache, so its path (part of every Kbuild command
+# line) is the same for every clone of the project.
+COMPILER_NAME = "isolharness-cc"
+COMPILER_SCRIPT = """#!/bin/sh
+# Written by isolharness (harness/build.py): the CC it passes to Kbuild.
+src=
+for arg do
+	case $arg in *.c|*.S|*.s) src=$arg ;; esac
+done
+case $src in
+'') exec ccache gcc "$@" ;;
+esac
+if grep -qs 'incbin' "$src"; then
+	exec gcc "$@"
+fi
+case $src in
+*.S|*.s) unset CCACHE_DEPEND; CCACHE_NODEPEND=1; export CCACHE_NODEPEND ;;
+esac
+exec ccache gcc "$@"
+"""
+
+
+def compiler(cache: Path) -> Path:
+    """The compiler script in the cache, (re)written when its text changed."""
+    path = cache / "bin" / COMPILER_NAME
+    if not path.is_file() or path.read_text() != COMPILER_SCRIPT:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{COMPILER_NAME}.{os.getpid()}")
+        tmp.write_text(COMPILER_SCRIPT)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+    return path
+
+
+def _make_cmd(srctree: Path, build_dir: Path, cache: Path, jobs: int, targets: list[str]) -> list[str]:
     return [
         "make", "-C", str(srctree), f"O={build_dir}", f"ARCH={ARCH}", f"-j{jobs}",
-        "CC=ccache gcc", *targets,
+        f"CC={compiler(cache)}", *targets,
     ]
 
 
@@ -87,7 +153,7 @@ def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], lo
     jobs = jobs or os.cpu_count() or 1
     env = dict(os.environ)
     env.update(ccache_env(cache))
-    cmd = _make_cmd(srctree, build_dir, jobs, targets)
+    cmd = _make_cmd(srctree, build_dir, cache, jobs, targets)
     objects = 0
     tail: list[str] = []
     with log.open("a") as logf:
@@ -175,7 +241,7 @@ def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: i
             and not _newer_than(srctree, stamp_file):
         print("build: up to date (same tree commit and .config as the last build)", flush=True)
         log.write_text(f"up to date: {stamp}\n")
-        return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, 0.0, 0)
+        return finished(build_dir, log, 0.0, 0)
     stamp_file.unlink(missing_ok=True)
     start = time.monotonic()
     progress = Progress("build")
@@ -185,5 +251,6 @@ def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: i
     duration = time.monotonic() - start
     if stamp:
         stamp_file.write_text(f"{stamp} {_image_id(build_dir)}\n")
-    progress.done(f"done, {objects} objects compiled")
-    return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, duration, objects)
+    build = finished(build_dir, log, duration, objects)
+    progress.done(f"done, {objects} objects compiled, {build.identity.describe()}")
+    return build

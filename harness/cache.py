@@ -6,6 +6,7 @@ Layout::
     $CACHE/trees/<key>/           worktree (or clone) a series is applied in
     $CACHE/build/<key>/<config>/  O= build directory
     $CACHE/ccache/                compiler cache
+    $CACHE/bin/isolharness-cc     the CC given to Kbuild (harness/build.py)
     $CACHE/locks/                 flock files
     $CACHE/accel.json             result of the accelerator probe
 """

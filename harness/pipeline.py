@@ -16,9 +16,10 @@ from typing import Callable, TypeVar
 
 from . import accel as accel_mod
 from .apply import AppliedTree, apply_series
-from .build import HEADERS, IMAGE, KernelBuild, build_kernel
+from .build import IMAGE, KernelBuild, build_kernel, finished
 from .cache import cache_dir, check_free_space, locked, no_space_hint
 from .console import Splat, scan
+from .identity import KernelIdentity, console_banners, parse_banner
 from .errors import HarnessError
 from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_programs, pytest_command, warm_bytecode
 from .junit import build_junit, write_junit
@@ -69,6 +70,26 @@ class BootOutcome:
     vm: VmResult
     splats: list[Splat]
     guest_junit: Path | None
+    built: KernelIdentity = KernelIdentity()    # the kernel the image should carry
+    built_banner: str = ""
+    booted_banner: str = ""                     # first banner on the console, "" if none
+
+    @property
+    def ran(self) -> KernelIdentity:
+        """The identity of the kernel that ran: what the guest said of it, or
+        what the console banner shows."""
+        return self.vm.identity or parse_banner(self.booted_banner)
+
+    def mismatch(self) -> str:
+        """Why the booted kernel is not the one built, or ""."""
+        if self.built_banner and self.booted_banner and self.booted_banner != self.built_banner:
+            return (f"the guest booted another kernel than the one built: built '{self.built_banner}', "
+                    f"booted '{self.booted_banner}'")
+        ran = self.vm.identity
+        if ran is not None and ran.build_id and self.built.build_id and ran.build_id != self.built.build_id:
+            return (f"the guest runs another kernel than the one built: built build-id {self.built.build_id}, "
+                    f"running build-id {ran.build_id} ({ran.describe()})")
+        return ""
 
 
 # ---------------------------------------------------------------- stages
@@ -126,7 +147,7 @@ def existing_build(prep: Prepared, opts: RunOptions) -> KernelBuild:
     bdir = build_dir(prep, opts)
     if not (bdir / IMAGE).is_file():
         raise HarnessError(f"no kernel built in {bdir}", hint="run 'isolharness build' (or check) first")
-    return KernelBuild(bdir, bdir / IMAGE, bdir / HEADERS, opts.results / "build.log", 0.0, 0)
+    return finished(bdir, opts.results / "build.log", 0.0, 0)
 
 
 def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelChoice:
@@ -154,9 +175,12 @@ def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: ac
         command = in_project(Path.cwd(), argv, guest_env(suite))
     spec = VmSpec(kbuild.image, opts.profile, choice.accel, command, rwdirs=(results,), cwd=PROJECT)
     vm = run_vm(spec, results / "console.log", results / "guest-output.log", opts.timeout)
-    splats = scan(vm.console.read_text(errors="replace"))
+    text = vm.console.read_text(errors="replace")
+    splats = scan(text)
+    banners = console_banners(text)
     guest_xml = results / GUEST_JUNIT
-    return BootOutcome(vm, splats, guest_xml if guest_xml.is_file() else None)
+    return BootOutcome(vm, splats, guest_xml if guest_xml.is_file() else None, kbuild.identity, kbuild.banner,
+                       banners[0] if banners else "")
 
 
 def judge_boot(out: BootOutcome, timeout: float) -> StageResult:
@@ -164,9 +188,15 @@ def judge_boot(out: BootOutcome, timeout: float) -> StageResult:
     vm = out.vm
     console = vm.console.read_text(errors="replace").splitlines()
     tail = "\n".join(console[-CONSOLE_TAIL_LINES:])
-    booted = any("Linux version" in line for line in console)
+    booted = bool(out.booted_banner)
     res = StageResult("boot", PASSED, vm.duration, f"accelerator {vm.accel}")
-    if vm.timed_out:
+    wrong = out.mismatch()
+    if wrong:
+        # Whatever that kernel did is no verdict on the one built.
+        res.status, res.message = ERROR, wrong
+        res.detail = ("The image does not hold the vmlinux of this build (a stale object in the image, "
+                      "or a build directory changed under the run); its results are not reported.\n" + tail)
+    elif vm.timed_out:
         res.status, res.message = FAILED, f"guest hung: killed by the watchdog after {timeout:.0f}s"
         res.detail = tail
     elif not booted:
@@ -246,6 +276,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                 if after_config is not None:
                     stages.extend(after_config(prep, kcfg))
                 kbuild = _timed("build", stages, lambda: stage_build(prep, kcfg, opts))
+            props.update(kbuild.identity.properties("built"))
             choice = accel_mod.AccelChoice("?", "")
 
             def do_boot() -> BootOutcome:
@@ -260,6 +291,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                 stages.append(StageResult("boot", exc.status, time.monotonic() - start, exc.message, exc.render()))
                 raise
             props["accelerator"] = f"{choice.accel} ({choice.reason})"
+            props.update(boot.ran.properties("kernel"))
             stages.append(judge_boot(boot, opts.timeout))
     except HarnessError as exc:
         print(exc.render(), flush=True)
@@ -270,13 +302,16 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
     for name in ALL_STAGES:
         if name not in done:
             stages.append(StageResult(name, SKIPPED, 0.0, "not reached"))
-    xml = build_junit(stages, boot.splats if boot else [], boot is not None, props,
-                      boot.guest_junit if boot else None)
+    # The console and the guest results of a kernel other than the one
+    # built say nothing about it: left out, the boot stage says why.
+    trusted = boot if boot is not None and not boot.mismatch() else None
+    xml = build_junit(stages, trusted.splats if trusted else [], trusted is not None, props,
+                      trusted.guest_junit if trusted else None)
     write_junit(xml, opts.results / "junit.xml")
     summary = summarize(xml)
     write_json(summary, opts.results / "summary.json")
     print(render(summary, opts.results), flush=True)
     if interrupted:
         raise KeyboardInterrupt
-    guest_status = boot.vm.returncode if boot and boot.vm.reached_command else None
+    guest_status = trusted.vm.returncode if trusted and trusted.vm.reached_command else None
     return RunResult(summary, guest_status)

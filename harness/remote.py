@@ -29,6 +29,7 @@ import paramiko
 from .console import scan
 from .errors import HarnessError
 from .guest import GUEST_JUNIT, GuestSuite, pytest_command
+from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
 from .junit import build_junit, write_junit
 from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
 from .summary import Summary, render, summarize, write_json
@@ -213,10 +214,12 @@ def run_remote(opts: RemoteOptions) -> Summary:
                                    f"{remote}/bundle.tar.gz {remote} && mkdir -p {remote}/results", 120)
         if status != 0:
             raise HarnessError(f"unpacking the suite on {opts.target} failed", detail=out[-2000:])
-        _, uname = _run(client, "uname -r", 30)
+        _, said = _run(client, IDENTITY_COMMAND, 30)
+        running = parse_identity_line(said) or KernelIdentity()
+        props.update(running.properties("kernel"))
         _, isolated = _run(client, "cat /sys/devices/system/cpu/isolated 2>/dev/null; nproc", 30)
         lines = isolated.splitlines() or ["", "1"]
-        props["kernel_base"] = f"{opts.target.host}: {uname.strip()}"
+        props["kernel_base"] = f"{opts.target.host}: {running.release or 'unknown release'}"
         props["series"] = ",".join(opts.expect) or "(as running)"
         _, before = _run(client, "dmesg 2>/dev/null | wc -l", 30)
         stages.append(StageResult("upload", PASSED, time.monotonic() - start, remote))

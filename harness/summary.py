@@ -92,6 +92,14 @@ def write_json(summary: Summary, path: Path) -> None:
 VERDICTS = {0: "PASS", 1: "FAIL", 2: "ERROR"}
 
 
+def _identity(props: dict[str, str], prefix: str) -> str:
+    """One line for the kernel identity properties with that prefix."""
+    words = [props.get(f"{prefix}_release", ""), props.get(f"{prefix}_version", "")]
+    if props.get(f"{prefix}_build_id"):
+        words.append(f"build-id {props[f'{prefix}_build_id']}")
+    return " ".join(w for w in words if w)
+
+
 def render(summary: Summary, results_dir: Path | None = None) -> str:
     out = []
     p = summary.properties
@@ -99,6 +107,11 @@ def render(summary: Summary, results_dir: Path | None = None) -> str:
     for key in ("kernel_base", "series", "series_hash", "config_hash", "accelerator", "profile"):
         if key in p:
             out.append(f"  {key:<12} {p[key]}")
+    built, ran = _identity(p, "built"), _identity(p, "kernel")
+    if built:
+        out.append(f"  {'built':<12} {built}")
+    if ran:
+        out.append(f"  {'ran':<12} {'the kernel built' if ran == built else ran}")
     out.append("")
     out.append(f"  {'stage':<10} {'result':<8} {'time':>8}  note")
     for s in summary.stages:

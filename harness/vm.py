@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from .errors import HarnessError
+from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
 from .profile import Profile
 from .progress import Progress
 
@@ -53,6 +54,7 @@ class VmResult:
     duration: float
     console: Path
     output: Path
+    identity: KernelIdentity | None = None  # what the running kernel said of itself
 
 
 def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
@@ -87,7 +89,7 @@ def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
         argv += ["--rwdir", str(d)]
     if spec.cwd:
         argv += ["--cwd", str(spec.cwd)]
-    argv += ["--exec", f"echo {START_MARKER}; {spec.command}"]
+    argv += ["--exec", f"echo {START_MARKER}; {IDENTITY_COMMAND}; {spec.command}"]
     return argv
 
 
@@ -175,9 +177,11 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
         for pump in pumps:
             pump.join(timeout=10)
     duration = time.monotonic() - start
-    reached = START_MARKER.encode() in output.read_bytes()
+    text = output.read_bytes()
+    reached = START_MARKER.encode() in text
+    identity = parse_identity_line(text.decode(errors="replace")) if reached else None
     rc = None if timed_out else proc.returncode
     if not quiet:
         state = "killed by the watchdog" if timed_out else f"exit {rc}"
         progress.done(f"guest {state}")
-    return VmResult(spec.accel, rc, timed_out, reached, duration, console, output)
+    return VmResult(spec.accel, rc, timed_out, reached, duration, console, output, identity)

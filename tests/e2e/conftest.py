@@ -7,6 +7,7 @@ with ``make check-isol``, so after the first run only changes rebuild.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -82,6 +83,24 @@ def git(repo: Path, *args: str, input_file: Path | None = None) -> str:
     finally:
         if stdin:
             stdin.close()
+
+
+def user_tree(name: str, branch: str, results_root: Path) -> Path:
+    """A kernel git tree of a user's, made anew at a fixed path in the cache
+    from the pristine base: $CACHE/e2e/<name> on ``branch``. A fixed path
+    and fixed commit dates give the same commits every run, so the harness's
+    clone, worktree and build directory of the tree are reused."""
+    prep = run_cli(["prepare", "--series", "none"], results_root / f"{name}-prepare")
+    assert prep.rc == 0, prep.output
+    base_tree = Path(prep.output.split(" tree ", 1)[1].split(" at ", 1)[0])
+    from harness.cache import cache_dir
+
+    user = cache_dir() / "e2e" / name
+    shutil.rmtree(user, ignore_errors=True)
+    user.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(base_tree), str(user)], check=True)
+    git(user, "checkout", "-q", "-b", branch, git(base_tree, "rev-parse", "HEAD").strip())
+    return user
 
 
 def qemu_processes() -> list[str]:

@@ -7,11 +7,10 @@ found it."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import PROJECT, git, run_cli
+from conftest import PROJECT, git, run_cli, user_tree
 
 CAP_CHECK = "\tif (!capable(CAP_SYS_ADMIN))\n\t\treturn -EPERM;\n\n"
 
@@ -24,18 +23,7 @@ def snapshot(repo: Path) -> dict[str, str]:
 
 
 def test_bisect_names_the_breaking_commit_and_leaves_the_tree_alone(tmp_path, results_root):
-    prep = run_cli(["prepare", "--series", "none"], results_root / "bisect-prepare")
-    assert prep.rc == 0, prep.output
-    base_tree = Path(prep.output.split(" tree ", 1)[1].split(" at ", 1)[0])
-    # A fixed path and fixed dates: the same commits every run, so the
-    # harness's clone, worktree and build directory of this tree are reused.
-    from harness.cache import cache_dir
-
-    user = cache_dir() / "e2e" / "bisect-linux"
-    shutil.rmtree(user, ignore_errors=True)
-    user.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(base_tree), str(user)], check=True)
-    git(user, "checkout", "-q", "-b", "isol", git(base_tree, "rev-parse", "HEAD").strip())
+    user = user_tree("bisect-linux", "isol", results_root)
     d = PROJECT / "patches" / "block-interf"
     patches = [str(d / n) for n in (d / "series").read_text().split() if n.endswith(".patch")]
     git(user, "am", "-q", *patches)

@@ -27,6 +27,9 @@ def test_default_check_is_green_and_reports_everything(default_run):
     for key in ("kernel_base", "series", "series_hash", "config_hash", "accelerator"):
         assert props.get(key), key
     assert props["accelerator"].split()[0] in ("kvm", "tcg")
+    # The kernel that ran is the one built, named by build number and build-id.
+    assert props["kernel_build_id"] == props["built_build_id"] and len(props["built_build_id"]) == 40
+    assert props["kernel_version"] == props["built_version"] and props["built_version"].startswith("#")
     for name in ("junit.xml", "console.log", "summary.json", "build.log"):
         assert (default_run.results / name).is_file(), name
     assert "Linux version" in (default_run.results / "console.log").read_text()

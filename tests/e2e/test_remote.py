@@ -7,6 +7,7 @@ whose JUnit and kernel log come back into the usual report."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+
+from harness.identity import notes_build_id
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -85,6 +88,11 @@ def test_unknown_host_is_refused_then_recorded_and_the_suite_runs(sshd, tmp_path
     assert (run.results / "console.log").is_file()
     assert cases["guest::test_uapi_headers_installed"].result == [], run.output  # --headers went up
     assert "PRIVATE KEY" not in run.output + (run.results / "guest-output.log").read_text()
+    # The summary names the kernel the target runs (this machine's, here).
+    props = run.properties()
+    assert f"{props['kernel_release']} {props['kernel_version']}" == os.uname().release + " " + os.uname().version
+    assert props.get("kernel_build_id", "") == notes_build_id(Path("/sys/kernel/notes").read_bytes())
+    assert "ran          " + props["kernel_release"] in run.output
 
     # The host key is now known: the same run works without the flag.
     again = run_cli(target_args(sshd, kh, "-k", "cpu_count"), tmp_path / "r3")

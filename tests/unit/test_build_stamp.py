@@ -10,6 +10,8 @@ import pytest
 from harness.build import HEADERS, IMAGE, STAMP, _image_id, build_kernel
 from harness.errors import BuildError
 
+from fakekernel import make_vmlinux
+
 
 @pytest.fixture
 def built(tmp_path):
@@ -20,6 +22,7 @@ def built(tmp_path):
     (bdir / IMAGE).write_bytes(b"image")
     (bdir / HEADERS / "linux").mkdir(parents=True)
     (bdir / ".config").write_text("CONFIG_X=y\n")
+    make_vmlinux(bdir, 4)
     time.sleep(0.01)
     (bdir / STAMP).write_text(f"abc:123 {_image_id(bdir)}\n")
     return tree, bdir
@@ -29,6 +32,7 @@ def test_unchanged_build_skips_make(built, tmp_path):
     tree, bdir = built
     kb = build_kernel(tree, bdir, tmp_path / "cache", tmp_path / "build.log", stamp="abc:123", trust_stamp=True)
     assert kb.objects == 0 and kb.image == bdir / IMAGE
+    assert kb.identity.build_number == "4" and kb.banner.endswith("#4 SMP PREEMPT_DYNAMIC isolharness")
     assert "up to date" in (tmp_path / "build.log").read_text()
 
 
