@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import git as g
 from .cache import locked
-from .errors import SeriesApplyError
+from .errors import ENVIRONMENT_HINT, HarnessError, SeriesApplyError, environment_fault
 from .series import Series, series_set_digest, series_set_key
 from .source import SourceRepo
 
@@ -85,6 +85,10 @@ def _apply_locked(src: SourceRepo, cache: Path, series: list[Series], key: str) 
             )
             if res.returncode != 0:
                 subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+                fault = environment_fault(res.stdout + res.stderr)
+                if fault:
+                    raise HarnessError(f"applying {s.name}/{patch.name} stopped: {fault}",
+                                       detail=(res.stdout + res.stderr).strip()[-3000:], hint=ENVIRONMENT_HINT)
                 raise SeriesApplyError(
                     f"patch {s.name}/{patch.name} does not apply to {src.description}",
                     detail=(res.stdout + res.stderr).strip()[-3000:],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import git as g
+from .children import Group, interrupt_on_signals
 from .cache import cache_dir, locked
 from .errors import HarnessError
 from .outcome import EXIT_ERROR, EXIT_OK, FAILED
@@ -90,7 +92,9 @@ def classify(exit_status: int, failed_stages: list[str]) -> tuple[int, str]:
     if exit_status == EXIT_OK:
         return GOOD, "passed"
     if exit_status == EXIT_ERROR:
-        return SKIP, "the harness or its environment failed, not the kernel"
+        # Not a verdict on the commit: skipping would let a broken
+        # environment skip every commit left. The bisect stops.
+        return ABORT, "the harness or its environment failed, not the kernel: bisect stopped"
     if any(s in ("prepare", "config", "build") for s in failed_stages):
         return SKIP, "the kernel does not build at this commit"
     return BAD, "failed: " + ", ".join(failed_stages) if failed_stages else "failed"
@@ -218,24 +222,28 @@ def _bisect_locked(opts: RunOptions, work: Path, ksrc: Path, good: str, bad: str
 
 
 def _tee(cmd: list[str]) -> tuple[int, str]:
-    """Run cmd, echoing its output as it comes; return status and output."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parent.parent)
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        lines.append(line)
-    return proc.wait(), "".join(lines)
+    """Run cmd, echoing its output as it comes; return status and output.
+    Interrupted, or should the harness die, the command's whole group (the
+    step, its build or guest) is stopped."""
+    with Group(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+               cwd=Path(__file__).resolve().parent.parent, env={**os.environ, **g.C_LOCALE}) as group:
+        lines = []
+        assert group.proc.stdout is not None
+        for line in group.proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+        return group.proc.wait(), "".join(lines)
 
 
 _NAMES = {GOOD: "good", BAD: "bad", SKIP: "skip", ABORT: "abort"}
 
 
 def _parse_outcome(repo: Path, output: str, steps: list[Step]) -> BisectResult:
-    if "is the first bad commit" in output:
-        first = output.split(" is the first bad commit", 1)[0].split()[-1]
+    """What git bisect run found. Its output is read in the C locale (_tee);
+    the answer itself is refs/bisect/bad, where git leaves it."""
+    if "is the first bad commit" in output and g.git_ok(repo, "rev-parse", "--verify", "--quiet", "refs/bisect/bad"):
+        first = g.rev_parse(repo, "refs/bisect/bad")
         return BisectResult(first, _subject(repo, first), [], steps)
     if "only 'skip'ped commits left" in output:
         cands = [line.split()[0] for line in output.split("could be any of:", 1)[-1].splitlines()
@@ -263,6 +271,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m harness.bisect step WORKDIR", file=sys.stderr)
         return ABORT
     g.scrub_repo_env()  # git bisect run exports GIT_DIR of the bisect clone
+    # A SIGTERM (the bisect stopped, a CI job cancelled) unwinds the step
+    # like Ctrl-C: its build or guest is stopped and the step aborts.
+    interrupt_on_signals()
     try:
         verdict, _ = run_step(Path(argv[1]))
     except HarnessError as exc:

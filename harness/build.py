@@ -3,6 +3,7 @@ the uapi headers for the guest tests and samples."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import selectors
@@ -11,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BuildError, HarnessError
+from .children import Group
+from .errors import ENVIRONMENT_HINT, BuildError, HarnessError, environment_fault
 from .identity import KernelIdentity, vmlinux_identity
 from .kconfig import ARCH
 from .progress import Progress
@@ -159,8 +161,8 @@ def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], lo
     with log.open("a") as logf:
         logf.write(f"$ {' '.join(cmd)}\n")
         logf.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                text=True, errors="replace", start_new_session=True)
+        group = Group(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, errors="replace")
+        proc = group.proc
         try:
             assert proc.stdout is not None
             sel = selectors.DefaultSelector()
@@ -182,11 +184,14 @@ def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], lo
                         last_dir = os.path.dirname(m.group(2)) or last_dir
                 progress.update(f"{objects} objects compiled, in {last_dir or '.'}")
             rc = proc.wait()
-        except BaseException:
-            # Ctrl-C or an error of ours: stop the whole make process group.
-            _kill_group(proc)
-            raise
+        finally:
+            # Ctrl-C, an error of ours, or make done: nothing of its group stays.
+            group.stop()
     if rc != 0:
+        fault = environment_fault("\n".join(tail))
+        if fault:
+            raise HarnessError(f"the kernel build stopped: {fault} (make {' '.join(targets)}, exit {rc})",
+                               detail=extract_errors(tail), hint=ENVIRONMENT_HINT)
         raise BuildError(
             f"kernel build failed (make {' '.join(targets)}, exit {rc})",
             detail=extract_errors(tail),
@@ -195,25 +200,19 @@ def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], lo
     return objects
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 STAMP = ".isolharness-build-stamp"
 
 
 def _image_id(build_dir: Path) -> str:
     st = (build_dir / IMAGE).stat()
     return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+def full_stamp(stamp: str) -> str:
+    """What a build stamp records: the caller's (tree commit and config) and
+    the compiler script's digest, since a new rule for what ccache may serve
+    makes a build of the same commit and config a different build."""
+    return f"{stamp}:{hashlib.sha256(COMPILER_SCRIPT.encode()).hexdigest()[:12]}"
 
 
 def _newer_than(tree: Path, stamp_file: Path) -> bool:
@@ -236,6 +235,8 @@ def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: i
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     stamp_file = build_dir / STAMP
+    if stamp:
+        stamp = full_stamp(stamp)
     if stamp and trust_stamp and (build_dir / IMAGE).is_file() and (build_dir / HEADERS).is_dir() \
             and stamp_file.is_file() and stamp_file.read_text().split() == [stamp, _image_id(build_dir)] \
             and not _newer_than(srctree, stamp_file):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__, bisect, doctor, git, pipeline, remote, revision, summary
-from .errors import HarnessError
+from .children import interrupt_on_signals
+from .errors import HarnessError, as_harness_error
+from .identity import IDENTITY_MARKER
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
 
@@ -150,8 +151,12 @@ def _exec_cmd(opts: pipeline.RunOptions, argv: list[str]) -> int:
     result = run.summary
     out = opts.results / "guest-output.log"
     if out.is_file():
-        text = out.read_text(errors="replace").replace(pipeline.START_MARKER + "\n", "", 1)
-        sys.stdout.write(text)
+        # The command's own output, without the two lines the harness's
+        # prologue printed (the start marker, the kernel's identity).
+        lines = out.read_text(errors="replace").splitlines(keepends=True)
+        sys.stdout.write("".join(ln for ln in lines
+                                 if ln.rstrip("\n") != pipeline.START_MARKER
+                                 and not ln.startswith(IDENTITY_MARKER + " ")))
     if result.exit_status == EXIT_ERROR:
         return EXIT_ERROR
     boot = next((s for s in result.stages if s.name == "boot"), None)
@@ -184,16 +189,8 @@ def remote_cmd(args: argparse.Namespace) -> int:
     return remote.run_remote(ropts).exit_status
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
-    # Ctrl-C and a CI runner's SIGTERM both stop the run cleanly: builds and
-    # guests are killed with their process groups, the report is written.
-    # Set explicitly: a shell starting us in the background ignores SIGINT.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_signals()
     git.scrub_repo_env()  # started from a git hook or git bisect run
     args = build_parser().parse_args(argv)
     try:
@@ -219,9 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "boot":
             return pipeline.check(opts, boot_only=True).summary.exit_status
         return pipeline.check(opts).summary.exit_status
-    except HarnessError as exc:
-        print(exc.render(), file=sys.stderr)
-        return exit_status([exc.status])
+    except Exception as exc:
+        # The one top-level handler: nothing leaves as a bare traceback with
+        # exit 1, which would blame the code under test.
+        err = as_harness_error(exc)
+        print(err.render(), file=sys.stderr)
+        return exit_status([err.status])
     except KeyboardInterrupt:
         print("isolharness: interrupted", file=sys.stderr)
         return 130

@@ -19,6 +19,10 @@ IDENTITY = {
     "GIT_COMMITTER_DATE": "2024-11-17T00:00:00+0000",
 }
 
+# Every git call whose output the harness reads runs in the C locale: git
+# translates its messages (bisect's "is the first bad commit" among them).
+C_LOCALE = {"LC_ALL": "C", "LANGUAGE": ""}
+
 
 # Variables with which git points its children at a repository (git bisect
 # run, hooks): the harness always names its repositories with -C.
@@ -33,12 +37,14 @@ def scrub_repo_env() -> None:
 
 
 def git(repo: Path, *args: str, what: str | None = None, hint: str = "") -> str:
-    return run(["git", "-C", str(repo), *args], env=IDENTITY, what=what or f"git {args[0]}", hint=hint)
+    return run(["git", "-C", str(repo), *args], env={**IDENTITY, **C_LOCALE}, what=what or f"git {args[0]}",
+               hint=hint)
 
 
 def git_ok(repo: Path, *args: str) -> bool:
     """True when the git command succeeds (for queries such as rev-parse --verify)."""
-    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                         env={**os.environ, **C_LOCALE})
     return res.returncode == 0
 
 
@@ -53,7 +59,7 @@ def is_dirty(repo: Path) -> bool:
 
 def run_git_plain(args: list[str]) -> str:
     """git without -C, for clone."""
-    return run(["git", *args], env=IDENTITY, what=f"git {args[0]}")
+    return run(["git", *args], env={**IDENTITY, **C_LOCALE}, what=f"git {args[0]}")
 
 
 def identity_env(committer_only: bool = False) -> dict[str, str]:
@@ -61,4 +67,5 @@ def identity_env(committer_only: bool = False) -> dict[str, str]:
     keeps a patch's own author (git am)."""
     env = dict(os.environ)
     env.update({k: v for k, v in IDENTITY.items() if not committer_only or k.startswith("GIT_COMMITTER")})
+    env.update(C_LOCALE)
     return env

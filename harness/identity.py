@@ -77,36 +77,73 @@ def notes_build_id(notes: bytes, little: bool = True) -> str:
     return ""
 
 
-def _elf_notes(data: bytes) -> bytes:
-    """Concatenated contents of every SHT_NOTE section of an ELF64 file."""
+def _sections(data: bytes) -> tuple[str, list[tuple[int, int, int, int, int]]]:
+    """Byte order and (type, addr, offset, size, link) of each section of an
+    ELF64 file."""
     if data[:4] != b"\x7fELF" or data[4] != 2:
         raise ValueError("not an ELF64 file")
-    little = data[5] == 1
-    e = "<" if little else ">"
+    e = "<" if data[5] == 1 else ">"
     shoff, = struct.unpack_from(e + "Q", data, 0x28)
     shentsize, shnum = struct.unpack_from(e + "HH", data, 0x3A)
-    out = b""
+    out = []
     for i in range(shnum):
         base = shoff + i * shentsize
         sh_type, = struct.unpack_from(e + "I", data, base + 4)
-        if sh_type == 7:  # SHT_NOTE
-            offset, size = struct.unpack_from(e + "QQ", data, base + 0x18)
-            out += data[offset:offset + size]
-    return out
+        addr, offset, size = struct.unpack_from(e + "QQQ", data, base + 0x10)
+        link, = struct.unpack_from(e + "I", data, base + 0x28)
+        out.append((sh_type, addr, offset, size, link))
+    return e, out
+
+
+SHT_SYMTAB, SHT_NOTE = 2, 7
+
+
+def _elf_notes(data: bytes) -> bytes:
+    """Concatenated contents of every SHT_NOTE section of an ELF64 file."""
+    _, sections = _sections(data)
+    return b"".join(data[off:off + size] for kind, _, off, size, _ in sections if kind == SHT_NOTE)
+
+
+def _symbol_bytes(data: bytes, name: bytes) -> bytes | None:
+    """The contents of a defined data symbol, from the symbol table."""
+    e, sections = _sections(data)
+    for kind, _, off, size, link in sections:
+        if kind != SHT_SYMTAB:
+            continue
+        strtab = sections[link]
+        strings = data[strtab[2]:strtab[2] + strtab[3]]
+        for st_name, _, _, shndx, value, st_size in struct.iter_unpack(e + "IBBHQQ", data[off:off + size]):
+            if st_size and 0 < shndx < len(sections) and strings.startswith(name + b"\0", st_name):
+                _, sec_addr, sec_off, _, _ = sections[shndx]
+                start = sec_off + value - sec_addr
+                return data[start:start + st_size]
+    return None
 
 
 def vmlinux_identity(vmlinux: Path, release: str) -> tuple[KernelIdentity, str]:
-    """Identity of a built vmlinux and its exact banner (without newline).
+    """Identity of a built vmlinux and its exact banner (the linux_banner
+    symbol, without its newline). init/version.o carries a provisional
+    banner without the build number, so the symbol table is asked first.
     Raises OSError or ValueError when the file cannot be read as a kernel."""
     data = vmlinux.read_bytes()
     build_id = notes_build_id(_elf_notes(data), little=data[5] == 1)
-    needle = f"{BANNER_PREFIX}{release} (".encode()
-    start = data.find(needle)
-    if start < 0:
-        raise ValueError(f"no '{BANNER_PREFIX}{release}' banner in {vmlinux}")
-    end = data.find(b"\n", start, start + 1024)
-    banner = data[start:end if end > 0 else start + 256].decode(errors="replace")
+    raw = _symbol_bytes(data, b"linux_banner")
+    if raw is None:  # a stripped vmlinux: the banner that has a build number
+        needle = f"{BANNER_PREFIX}{release} (".encode()
+        found = []
+        start = data.find(needle)
+        while start >= 0:
+            end = data.find(b"\n", start, start + 1024)
+            found.append(data[start:end if end > 0 else start + 256])
+            start = data.find(needle, start + 1)
+        numbered = [b for b in found if parse_banner(b.decode(errors="replace")).build_number]
+        if not (numbered or found):
+            raise ValueError(f"no '{BANNER_PREFIX}{release}' banner in {vmlinux}")
+        raw = (numbered or found)[0]
+    banner = raw.split(b"\0", 1)[0].decode(errors="replace").rstrip("\n")
     ident = parse_banner(banner)
+    if ident.release != release:
+        raise ValueError(f"the banner of {vmlinux} names release {ident.release!r}, not {release!r}")
     return KernelIdentity(ident.release, ident.version, build_id), banner
 
 

@@ -7,27 +7,28 @@ runs them all, records a StageResult for each (a stage not reached is
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 from . import accel as accel_mod
 from .apply import AppliedTree, apply_series
 from .build import IMAGE, KernelBuild, build_kernel, finished
 from .cache import cache_dir, check_free_space, locked, no_space_hint
 from .console import Splat, scan
-from .identity import KernelIdentity, console_banners, parse_banner
-from .errors import HarnessError
+from .errors import HarnessError, as_harness_error
 from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_programs, pytest_command, warm_bytecode
+from .guest_verdict import STAGE as GUEST_STAGE
+from .guest_verdict import judge_guest
+from .identity import KernelIdentity, console_banners, parse_banner
 from .junit import build_junit, write_junit
 from .kconfig import KernelConfig, configure
 from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
 from .profile import Profile
 from .series import Series, resolve_series, series_set_key
-from .source import DEFAULT_TARBALL, SourceRepo, prepare_ksrc, prepare_tarball
+from .results import rotate
+from .source import DEFAULT_TARBALL, SourceRepo, check_ksrc, check_tarball, prepare_ksrc, prepare_tarball
 from .summary import Summary, render, summarize, write_json
 from .vm import START_MARKER, VNG_NO_STATUS, VmResult, VmSpec, run_vm
 
@@ -211,24 +212,43 @@ def judge_boot(out: BootOutcome, timeout: float) -> StageResult:
     return res
 
 
+def judge_suite(out: BootOutcome, select: str | None) -> tuple[StageResult, bool]:
+    """The guest stage of a run of the test suite (harness.guest_verdict)."""
+    status = out.vm.returncode
+    panicked = any(s.kind == "panic" for s in out.splats)
+    return judge_guest(None if status == VNG_NO_STATUS else status, out.guest_junit, out.vm.output, select,
+                       panicked=panicked)
+
+
 # ---------------------------------------------------------------- check
 
-def _rotate_results(results: Path) -> None:
-    if results.exists():
-        previous = results.with_name("previous")
-        if previous.exists():
-            shutil.rmtree(previous)
-        os.rename(results, previous)
-    results.mkdir(parents=True)
+def validate(opts: RunOptions) -> None:
+    """The arguments, checked before anything is written or rotated."""
+    if opts.ksrc is not None:
+        check_ksrc(opts.ksrc, opts.rev)
+    else:
+        check_tarball(opts.tarball)
+    # Names and directories are resolved here; an mbox file is split later.
+    names = None if opts.series is None else [s for s in opts.series if not Path(s).is_file()]
+    resolve_series(opts.patches_dir, names)
+    fragment_paths(opts)
+
+
+def _fail_stage(name: str, stages: list[StageResult], start: float, exc: Exception) -> NoReturn:
+    """Record the stage an exception stopped, and raise it as a HarnessError."""
+    err = as_harness_error(exc)
+    stages.append(StageResult(name, err.status, time.monotonic() - start, err.message, err.render()))
+    if err is exc:
+        raise err
+    raise err from exc
 
 
 def _timed(name: str, stages: list[StageResult], fn: Callable[[], T]) -> T:
     start = time.monotonic()
     try:
         value = fn()
-    except HarnessError as exc:
-        stages.append(StageResult(name, exc.status, time.monotonic() - start, exc.message, exc.render()))
-        raise
+    except Exception as exc:
+        _fail_stage(name, stages, start, exc)
     except KeyboardInterrupt:
         stages.append(StageResult(name, ERROR, time.monotonic() - start, "interrupted (Ctrl-C)"))
         raise
@@ -255,11 +275,13 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
     building; ``after_config`` adds stages of its own between config and
     build (``isolharness series``: checkpatch and a build per patch)."""
     opts.results = opts.results.resolve()
-    _rotate_results(opts.results)
+    validate(opts)
+    rotate(opts.results)
     stages: list[StageResult] = []
     props: dict[str, str] = {"profile": f"{opts.profile.name}: {opts.profile.cpus} vCPUs, "
                                         f"{opts.profile.memory}, {opts.profile.cmdline or '(no arguments)'}"}
     boot: BootOutcome | None = None
+    report_cases = False
     interrupted = False
     try:
         prep = _timed("prepare", stages, lambda: stage_prepare(opts))
@@ -287,26 +309,35 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
             start = time.monotonic()
             try:
                 boot = do_boot()
-            except HarnessError as exc:
-                stages.append(StageResult("boot", exc.status, time.monotonic() - start, exc.message, exc.render()))
-                raise
+            except Exception as exc:
+                _fail_stage("boot", stages, start, exc)
             props["accelerator"] = f"{choice.accel} ({choice.reason})"
             props.update(boot.ran.properties("kernel"))
-            stages.append(judge_boot(boot, opts.timeout))
-    except HarnessError as exc:
-        print(exc.render(), flush=True)
+            booted = judge_boot(boot, opts.timeout)
+            stages.append(booted)
+            if argv is None and booted.status == PASSED:
+                guest, report_cases = judge_suite(boot, opts.select)
+                stages.append(guest)
+    except Exception as exc:
+        # Every failure still gets its report; one outside any stage (a bug
+        # of ours between stages) is an error of the run.
+        err = as_harness_error(exc)
+        if not any(s.status in (ERROR, FAILED) for s in stages):
+            stages.append(StageResult("harness", ERROR, 0.0, err.message, err.render()))
+        print(err.render(), flush=True)
     except KeyboardInterrupt:
         interrupted = True
         print("\nisolharness: interrupted; the cache stays usable, run again to resume", flush=True)
     done = {s.name for s in stages}
-    for name in ALL_STAGES:
+    for name in ALL_STAGES + ((GUEST_STAGE,) if argv is None else ()):
         if name not in done:
             stages.append(StageResult(name, SKIPPED, 0.0, "not reached"))
     # The console and the guest results of a kernel other than the one
-    # built say nothing about it: left out, the boot stage says why.
+    # built say nothing about it: left out, the boot stage says why. Guest
+    # testcases count only when the guest stage found them trustworthy.
     trusted = boot if boot is not None and not boot.mismatch() else None
     xml = build_junit(stages, trusted.splats if trusted else [], trusted is not None, props,
-                      trusted.guest_junit if trusted else None)
+                      trusted.guest_junit if trusted and report_cases else None)
     write_junit(xml, opts.results / "junit.xml")
     summary = summarize(xml)
     write_json(summary, opts.results / "summary.json")

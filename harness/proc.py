@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .errors import HarnessError
+from .errors import HarnessError, environment_fault
 
 
 def require_tool(name: str, package: str) -> str:
@@ -49,8 +49,9 @@ def run(
     except FileNotFoundError as exc:
         raise HarnessError(f"cannot run '{args[0]}': {exc.strerror}", hint=hint) from exc
     if res.returncode != 0:
+        fault = environment_fault(res.stderr + res.stdout)
         raise HarnessError(
-            f"{what or ' '.join(args)} failed (exit {res.returncode})",
+            f"{what or ' '.join(args)} failed (exit {res.returncode})" + (f": {fault}" if fault else ""),
             hint=hint,
             detail=(res.stderr or res.stdout).strip()[-4000:],
         )

@@ -29,14 +29,18 @@ import paramiko
 from .console import scan
 from .errors import HarnessError
 from .guest import GUEST_JUNIT, GuestSuite, pytest_command
+from .guest_verdict import STAGE as GUEST_STAGE
+from .guest_verdict import judge_guest
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
 from .junit import build_junit, write_junit
 from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
+from .results import rotate
 from .summary import Summary, render, summarize, write_json
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Pure-Python packages the suite imports on the target, shipped from here.
 SHIPPED = ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pytest_timeout", "py")
+REMOTE_DIR = re.compile(r"^/tmp/isolharness\.[A-Za-z0-9]{6,}$")
 TARGET_URL = re.compile(r"^ssh://(?P<user>[^@/:\s]+)@(?P<host>\[[0-9a-fA-F:.]+\]|[^@/:\s\[\]]+)(?::(?P<port>\d+))?/?$")
 
 
@@ -184,14 +188,14 @@ UNPACK = "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])
 
 def run_remote(opts: RemoteOptions) -> Summary:
     """Connect, upload, run, fetch, report. Always writes the report."""
-    opts.results = opts.results.resolve()
-    opts.results.mkdir(parents=True, exist_ok=True)
+    opts.results = rotate(opts.results.resolve())
     stages: list[StageResult] = []
     props = {"target": str(opts.target), "accelerator": "none (remote machine)"}
     guest_xml: Path | None = None
     splats = []
     scanned = False
     client = None
+    remote_dir = ""
     start = time.monotonic()
     current = "connect"
     try:
@@ -207,11 +211,13 @@ def run_remote(opts: RemoteOptions) -> Summary:
                                hint="install python3 (3.9 or newer) on the target, or pass --remote-python")
         _, where = _run(client, "mktemp -d /tmp/isolharness.XXXXXX", 60)
         remote = where.strip()
-        if not remote.startswith("/tmp/isolharness."):
+        if not REMOTE_DIR.match(remote):
             raise HarnessError(f"could not make a temporary directory on {opts.target}: {where.strip()[:200]}")
+        remote_dir = remote
+        q = shlex.quote(remote)
         _put(client, _bundle(opts.headers), f"{remote}/bundle.tar.gz")
         status, out = _run(client, f"{shlex.quote(opts.python)} -c {shlex.quote(UNPACK)} "
-                                   f"{remote}/bundle.tar.gz {remote} && mkdir -p {remote}/results", 120)
+                                   f"{q}/bundle.tar.gz {q} && mkdir -p {q}/results", 120)
         if status != 0:
             raise HarnessError(f"unpacking the suite on {opts.target} failed", detail=out[-2000:])
         _, said = _run(client, IDENTITY_COMMAND, 30)
@@ -221,7 +227,7 @@ def run_remote(opts: RemoteOptions) -> Summary:
         lines = isolated.splitlines() or ["", "1"]
         props["kernel_base"] = f"{opts.target.host}: {running.release or 'unknown release'}"
         props["series"] = ",".join(opts.expect) or "(as running)"
-        _, before = _run(client, "dmesg 2>/dev/null | wc -l", 30)
+        log_status, log_before = _run(client, "dmesg 2>&1", 60)
         stages.append(StageResult("upload", PASSED, time.monotonic() - start, remote))
 
         start, current = time.monotonic(), "remote"
@@ -236,32 +242,49 @@ def run_remote(opts: RemoteOptions) -> Summary:
         with (opts.results / "guest-output.log").open("wb") as log:
             status, _ = _run(client, command, opts.timeout + 60, out=log)
         local_xml = opts.results / GUEST_JUNIT
-        got, xml_text = _run(client, f"cat {remote}/results/{GUEST_JUNIT}", 60)
+        got, xml_text = _run(client, f"cat {q}/results/{GUEST_JUNIT}", 60)
         if got == 0 and xml_text.strip():
             local_xml.write_text(xml_text)
             guest_xml = local_xml
-        try:
-            count = int(before.strip() or 0)
-        except ValueError:
-            count = 0
-        _, dmesg = _run(client, f"dmesg 2>/dev/null | tail -n +{count + 1}", 60)
-        (opts.results / "console.log").write_text(dmesg)
-        splats, scanned = scan(dmesg), True
+        log_status, log_after = _run(client, "dmesg 2>&1", 60) if log_status == 0 else (log_status, log_before)
         res = StageResult("remote", PASSED, time.monotonic() - start, f"guest suite exit {status}")
         if status == 124 or status == 137:
             res.status, res.message = FAILED, f"the suite did not finish in {opts.timeout:.0f}s on the target"
-        elif guest_xml is None:
-            res.status, res.message = FAILED, f"the suite wrote no JUnit file (exit {status})"
-            res.detail = (opts.results / "guest-output.log").read_text(errors="replace")[-3000:]
         stages.append(res)
-        _run(client, f"rm -rf {remote}", 60)
+        if log_status == 0:
+            before = log_before.splitlines()
+            after = log_after.splitlines()
+            # The lines the run added (the ring buffer may have wrapped: then all).
+            new = after[len(before):] if after[:len(before)] == before else after
+            dmesg = "\n".join(new) + "\n"
+            (opts.results / "console.log").write_text(dmesg)
+            splats, scanned = scan(dmesg), True
+        else:
+            stages.append(StageResult("kernel log", ERROR, 0.0,
+                                      f"the target's kernel log cannot be read (dmesg exit {log_status}): "
+                                      f"no splat check was possible",
+                                      f"{log_before.strip()[:500]}\nhint: run as root on the target, or set "
+                                      f"kernel.dmesg_restrict=0"))
+        if res.status == PASSED:
+            guest, report = judge_guest(status, guest_xml, opts.results / "guest-output.log", opts.select,
+                                        time.monotonic() - start)
+            stages.append(guest)
+            if not report:
+                guest_xml = None
     except HarnessError as exc:
         stages.append(StageResult(current, ERROR, time.monotonic() - start, exc.message, exc.render()))
         print(exc.render(), flush=True)
     finally:
         if client is not None:
+            if remote_dir:
+                # Checked against mktemp's pattern above, and quoted: only
+                # the directory this run made goes, whatever happened.
+                try:
+                    _run(client, f"rm -rf -- {shlex.quote(remote_dir)}", 60)
+                except Exception:  # the connection may be what failed
+                    print(f"remote: could not remove {remote_dir} on the target", flush=True)
             client.close()
-    for name in ("connect", "upload", "remote"):
+    for name in ("connect", "upload", "remote", GUEST_STAGE):
         if name not in {s.name for s in stages}:
             stages.append(StageResult(name, SKIPPED, 0.0, "not reached"))
     xml = build_junit(stages, splats, scanned, props, guest_xml)

@@ -67,7 +67,7 @@ def looks_like_kernel(tree: Path) -> bool:
     return all((tree / p).exists() for p in ("Makefile", "Kconfig", "kernel/sched", "scripts/kconfig"))
 
 
-def prepare_tarball(cache: Path, tarball: Path = DEFAULT_TARBALL) -> SourceRepo:
+def check_tarball(tarball: Path) -> None:
     if not tarball.is_file():
         hint = (
             f"install it with: apt-get install {DEFAULT_PACKAGE}"
@@ -75,6 +75,10 @@ def prepare_tarball(cache: Path, tarball: Path = DEFAULT_TARBALL) -> SourceRepo:
             else "pass an existing tarball, or --ksrc PATH for a kernel git tree"
         )
         raise HarnessError(f"kernel source tarball {tarball} does not exist", hint=hint)
+
+
+def prepare_tarball(cache: Path, tarball: Path = DEFAULT_TARBALL) -> SourceRepo:
+    check_tarball(tarball)
     digest = sha256_file(tarball)
     repo = cache / "src" / digest
     key = f"tar-{digest[:12]}"
@@ -132,7 +136,9 @@ def _unpack_and_commit(tarball: Path, repo: Path) -> None:
     os.rename(tmp, repo)
 
 
-def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
+def check_ksrc(ksrc: Path, rev: str = "HEAD") -> tuple[Path, str]:
+    """The top of a --ksrc tree that the harness can test, and the commit of
+    ``rev``; a clear error for anything else."""
     ksrc = ksrc.expanduser().resolve()
     if not ksrc.is_dir():
         raise HarnessError(f"--ksrc {ksrc} is not a directory")
@@ -156,6 +162,11 @@ def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
         commit = g.rev_parse(top, rev)
     except HarnessError:
         raise HarnessError(f"revision '{rev}' does not exist in {top}") from None
+    return top, commit
+
+
+def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
+    top, commit = check_ksrc(ksrc, rev)
     key = "ksrc-" + hashlib.sha256(str(top).encode()).hexdigest()[:12]
     clone = cache / "src" / key
     with locked(cache, key):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from .children import Group
 from .errors import HarnessError
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
 from .profile import Profile
@@ -106,24 +106,6 @@ def _vng_path() -> str:
     return found
 
 
-def kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL; wait until nothing is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            proc.poll()
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-    proc.wait()
-
-
 def _pump(src: IO[bytes] | None, dst: BinaryIO) -> threading.Thread:
     """Copy a pipe into a file as it comes, so nothing is lost on a kill."""
 
@@ -155,8 +137,8 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
         # Pipes, not files: QEMU reopens /proc/self/fd/{1,2} for several
         # chardevs, and on a regular file each would truncate and overwrite
         # the others' output.
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=env, start_new_session=True)
+        group = Group(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = group.proc
         pumps = [_pump(proc.stdout, out), _pump(proc.stderr, con)]
         timed_out = False
         try:
@@ -164,16 +146,13 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
                 elapsed = time.monotonic() - start
                 if elapsed > timeout:
                     timed_out = True
-                    kill_group(proc)
                     break
                 if not quiet:
                     progress.update(f"guest running ({spec.accel}, {spec.profile.cpus} vCPUs)")
                 time.sleep(0.5)
-        except BaseException:
-            kill_group(proc)
-            raise
-        # vng may leave qemu behind if it died first; the group goes too.
-        kill_group(proc, grace=2.0)
+        finally:
+            # vng may leave qemu behind if it died first; the group goes too.
+            group.stop(grace=5.0 if timed_out else 2.0)
         for pump in pumps:
             pump.join(timeout=10)
     duration = time.monotonic() - start

@@ -14,16 +14,22 @@ def banner(number: int, release: str = RELEASE) -> str:
             f"GNU ld (GNU Binutils for Debian) 2.40) #{number} SMP PREEMPT_DYNAMIC isolharness")
 
 
-def make_vmlinux(build_dir: Path, number: int, release: str = RELEASE, salt: str = "") -> Path:
+def make_vmlinux(build_dir: Path, number: int, release: str = RELEASE, salt: str = "",
+                 strip: bool = False) -> Path:
     """build_dir/vmlinux and include/config/kernel.release as Kbuild leaves
-    them; ``salt`` changes the contents (and so the build-id) only."""
+    them; ``salt`` changes the contents (and so the build-id) only. Like a
+    real vmlinux it also carries init/version.o's provisional banner, with
+    no build number, ahead of the real one."""
     build_dir.mkdir(parents=True, exist_ok=True)
     src = build_dir / "banner.c"
     text = banner(number, release).replace('"', '\\"')
-    src.write_text(f'const char linux_banner[] = "{text}\\n";\n'
+    provisional = text.replace(f"#{number} ", "# ")
+    src.write_text(f'const char early_banner[] = "{provisional}\\n";\n'
+                   f'const char linux_banner[] = "{text}\\n";\n'
                    f'const char salt[] = "{salt}";\n'
-                   "int main(void) { return linux_banner[0] + salt[0]; }\n")
-    subprocess.run(["gcc", "-O0", "-Wl,--build-id=sha1", "-o", str(build_dir / "vmlinux"), str(src)], check=True)
+                   "int main(void) { return early_banner[0] + linux_banner[0] + salt[0]; }\n")
+    subprocess.run(["gcc", "-O0", "-Wl,--build-id=sha1", *(["-s"] if strip else []),
+                    "-o", str(build_dir / "vmlinux"), str(src)], check=True)
     (build_dir / "include" / "config").mkdir(parents=True, exist_ok=True)
     (build_dir / "include" / "config" / "kernel.release").write_text(release + "\n")
     return build_dir / "vmlinux"

@@ -1,20 +1,22 @@
 """isolharness bisect, the parts without a kernel: verdict mapping, the run
 options a step inherits, and reading git bisect run's real output."""
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from gitrepo import git, make_repo
 
-from harness.bisect import BAD, GOOD, SKIP, _options_from_json, _options_to_json, _parse_outcome, classify, render
+from harness.bisect import ABORT, BAD, GOOD, SKIP, _options_from_json, _options_to_json, _parse_outcome, classify, render
 from harness.pipeline import RunOptions
 from harness.profile import make_profile
 
 
 @pytest.mark.parametrize("status, failed, verdict", [
     (0, [], GOOD),
-    (2, ["prepare"], SKIP),
+    (2, ["prepare"], ABORT),     # the environment failed: stop, never skip the commit
+    (2, ["guest"], ABORT),
     (1, ["build"], SKIP),
     (1, ["config"], SKIP),
     (1, ["boot"], BAD),
@@ -37,8 +39,19 @@ def bisect_run(repo: Path, script: str) -> str:
     step.write_text("#!/bin/sh\n" + script)
     step.chmod(0o755)
     git(repo, "bisect", "start", "--no-checkout", "HEAD", "HEAD~6")
-    res = subprocess.run(["git", "-C", str(repo), "bisect", "run", str(step)], capture_output=True, text=True)
+    res = subprocess.run(["git", "-C", str(repo), "bisect", "run", str(step)], capture_output=True, text=True,
+                         env={**os.environ, "LC_ALL": "C"})
     return res.stdout + res.stderr
+
+
+def test_the_answer_is_refs_bisect_bad_not_the_words(tmp_path):
+    # The text is only the sign that git finished; the commit comes from
+    # refs/bisect/bad, whatever the output around it says.
+    repo = make_repo(tmp_path / "r", [f"c{i}" for i in range(1, 7)])
+    bisect_run(repo, 'n=$(git show BISECT_HEAD:f.c | wc -l); [ "$n" -lt 5 ]\n')
+    misleading = "0123456789abcdef0123456789abcdef01234567 is the first bad commit\n"
+    result = _parse_outcome(repo, misleading, [])
+    assert result.first_bad == git(repo, "rev-parse", "HEAD~2").strip() and result.subject == "c4"
 
 
 def test_first_bad_commit_from_real_output(tmp_path):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.build import HEADERS, IMAGE, STAMP, _image_id, build_kernel
+from harness.build import HEADERS, IMAGE, STAMP, _image_id, build_kernel, full_stamp
 from harness.errors import BuildError
 
 from fakekernel import make_vmlinux
@@ -24,7 +24,7 @@ def built(tmp_path):
     (bdir / ".config").write_text("CONFIG_X=y\n")
     make_vmlinux(bdir, 4)
     time.sleep(0.01)
-    (bdir / STAMP).write_text(f"abc:123 {_image_id(bdir)}\n")
+    (bdir / STAMP).write_text(f"{full_stamp('abc:123')} {_image_id(bdir)}\n")
     return tree, bdir
 
 

@@ -41,6 +41,12 @@ def test_vmlinux_identity_matches_readelf(tmp_path):
     assert len(ident.build_id) == 40
 
 
+def test_a_stripped_vmlinux_gives_the_numbered_banner(tmp_path):
+    vmlinux = make_vmlinux(tmp_path, 8, strip=True)
+    ident, text = built_identity(tmp_path)
+    assert text == banner(8) and ident.build_id == readelf_build_id(vmlinux)
+
+
 def test_build_id_follows_contents_not_the_build_number(tmp_path):
     a, _ = built_identity(make_vmlinux(tmp_path / "a", 1).parent)
     b, _ = built_identity(make_vmlinux(tmp_path / "b", 1, salt="other").parent)

@@ -1,0 +1,112 @@
+"""The fault matrix of honest verdicts: real runs in which nothing (or not
+everything) was tested, each of which must say so with exit status 2, never
+PASS; files the harness did not make are never touched; and nothing a run
+started outlives it, even when the harness itself is SIGKILLed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from junitparser import Error
+
+from conftest import ISOLHARNESS, PROJECT, qemu_processes, run_cli
+
+
+def stage_error(run, stage: str) -> str:
+    case = run.cases()[f"isolharness.stages::{stage}"]
+    errors = [r for r in case.result if isinstance(r, Error)]
+    assert errors, (stage, case.result, run.output)
+    return errors[0].message
+
+
+def guest_cases(run) -> list[str]:
+    return [n for n in run.cases() if n.startswith("guest::")]
+
+
+def test_a_guest_pytest_that_cannot_start_is_an_error(results_root, default_run):
+    # An expression pytest refuses: it exits 4 (usage error) and writes no
+    # JUnit file, as it does for a conftest that does not import.
+    run = run_cli(["check", "-k", "(", "--timeout", "300"], results_root / "fault-usage")
+    assert run.rc == 2, run.output
+    msg = stage_error(run, "guest")
+    assert "wrote no JUnit file (pytest usage error" in msg, msg
+    assert "verdict: ERROR" in run.output and not guest_cases(run)
+    assert run.cases()["isolharness.stages::boot"].result == []
+
+
+def test_a_selection_that_matches_nothing_is_an_error(results_root, default_run):
+    run = run_cli(["check", "-k", "no_such_guest_test_anywhere", "--timeout", "300"],
+                  results_root / "fault-empty")
+    assert run.rc == 2, run.output
+    assert "-k 'no_such_guest_test_anywhere' selected no guest test" in stage_error(run, "guest")
+    assert "verdict: ERROR" in run.output
+
+
+def test_bad_arguments_rotate_nothing_and_previous_is_never_deleted(tmp_path):
+    # The reported loss: a file in <dir>/previous was gone after a run with
+    # --results <dir>/mine and a wrong --tarball.
+    rot = tmp_path / "rot"
+    (rot / "previous").mkdir(parents=True)
+    (rot / "previous" / "mine.txt").write_text("not the harness's")
+    run = run_cli(["check", "--tarball", "/nonexistent.tar.xz"], rot / "mine")
+    assert run.rc == 2 and "/nonexistent.tar.xz does not exist" in run.output, run.output
+    assert (rot / "previous" / "mine.txt").read_text() == "not the harness's"
+    assert not (rot / "mine").exists()
+    # A results directory of the harness's with a stranger's 'previous'
+    # beside it: refused before anything moves.
+    ok = run_cli(["prepare", "--series", "none"], rot / "mine")
+    assert ok.rc == 0, ok.output
+    from harness.results import MARKER, rotate
+
+    rotate(rot / "mine")  # what an earlier run left: a marked directory
+    (rot / "mine" / "junit.xml").write_text("last run")
+    run = run_cli(["check", "--series", "none", "-k", "smoke"], rot / "mine")
+    assert run.rc == 2 and "was not made by isolharness" in run.output, run.output
+    assert (rot / "previous" / "mine.txt").read_text() == "not the harness's"
+    assert (rot / "mine" / "junit.xml").read_text() == "last run" and (rot / "mine" / MARKER).is_file()
+
+
+def test_a_sigkilled_harness_leaves_no_qemu(tmp_path, default_run):
+    assert not qemu_processes()
+    proc = subprocess.Popen([str(ISOLHARNESS), "exec", "--results", str(tmp_path / "r"), "--timeout", "600", "--",
+                             "sleep", "600"], cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not qemu_processes():
+            time.sleep(0.5)
+        assert qemu_processes(), "the guest never started"
+        time.sleep(2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(10)
+        assert not qemu_processes(), "QEMU outlived the SIGKILLed harness"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_no_space_during_the_build_is_the_environments_fault(tmp_path, default_run):
+    # gcc's own "No space left on device", for real: a full tmpfs mounted over
+    # one directory of the build, so that make rebuilds its objects there.
+    # The kernel is not to blame: exit 2, not 1 (which series and bisect
+    # would pin on the patch or the commit).
+    from harness.cache import cache_dir
+
+    series = default_run.properties()["series"]
+    bdir = next((cache_dir() / "build").glob(f"tar-*-{series}")) / "base+isolation"
+    target = bdir / "kernel" / "time"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(target)], check=True)
+    try:
+        run = run_cli(["build"], tmp_path / "r")
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+        (bdir / ".isolharness-build-stamp").unlink(missing_ok=True)
+    assert run.rc == 2, run.output
+    assert "no space left on the device" in run.output and "kernel build stopped" in run.output, run.output
+    assert Path(bdir / "kernel" / "time").is_dir()
