@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import HarnessError
+from .files import atomic_write
 
 ACCELS = ("auto", "kvm", "tcg")
 # A working KVM guest reaches its command in a few seconds; TCG needs ~10 s.
@@ -76,7 +77,5 @@ def choose(requested: str, cache: Path, probe: Callable[[], bool]) -> AccelChoic
         cached = None
     choice, record = decide(requested, kvm_usable_device(), cached, host_key(), probe)
     if record is not None:
-        tmp = record_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, record_file)
+        atomic_write(record_file, json.dumps(record))
     return choice

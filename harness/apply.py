@@ -8,6 +8,7 @@ the build stays incremental.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
 from dataclasses import dataclass
@@ -51,9 +52,17 @@ def _abort_leftover_am(tree: Path) -> None:
         subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
 
 
-def apply_series(src: SourceRepo, cache: Path, series: list[Series]) -> AppliedTree:
-    """Apply under the tree's lock: another run may be building from it."""
+def apply_series(src: SourceRepo, cache: Path, series: list[Series],
+                 hold: contextlib.ExitStack | None = None) -> AppliedTree:
+    """Apply under the tree's lock: another run may be building from it.
+    With ``hold`` the lock stays held until that stack closes, so that the
+    tree checked out is the tree configured, built and booted: a run of the
+    same tree at another revision waits instead of checking its commit out
+    underneath."""
     key = f"{src.key}-{series_set_key(series)}"
+    if hold is not None:
+        hold.enter_context(locked(cache, key))
+        return _apply_locked(src, cache, series, key)
     with locked(cache, key):
         return _apply_locked(src, cache, series, key)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .children import Group
 from .errors import ENVIRONMENT_HINT, BuildError, HarnessError, environment_fault
+from .files import atomic_write
 from .identity import KernelIdentity, vmlinux_identity
 from .kconfig import ARCH
 from .progress import Progress
@@ -132,11 +133,7 @@ def compiler(cache: Path) -> Path:
     """The compiler script in the cache, (re)written when its text changed."""
     path = cache / "bin" / COMPILER_NAME
     if not path.is_file() or path.read_text() != COMPILER_SCRIPT:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{COMPILER_NAME}.{os.getpid()}")
-        tmp.write_text(COMPILER_SCRIPT)
-        tmp.chmod(0o755)
-        os.replace(tmp, path)
+        atomic_write(path, COMPILER_SCRIPT, 0o755)
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import asdict
@@ -124,14 +125,12 @@ def options(args: argparse.Namespace) -> pipeline.RunOptions:
 
 
 def _stage_cmd(args: argparse.Namespace, opts: pipeline.RunOptions) -> int:
-    from .cache import locked
-
-    prep = pipeline.stage_prepare(opts)
-    print(f"prepare: {prep.source.description}, series {pipeline.series_set_key(list(prep.series))}, "
-          f"tree {prep.tree.path} at {prep.tree.head_commit[:12]}")
-    if args.cmd == "prepare":
-        return EXIT_OK
-    with locked(prep.cache, prep.tree.key):
+    with contextlib.ExitStack() as hold:
+        prep = pipeline.stage_prepare(opts, hold)
+        print(f"prepare: {prep.source.description}, series {pipeline.series_set_key(list(prep.series))}, "
+              f"tree {prep.tree.path} at {prep.tree.head_commit[:12]}")
+        if args.cmd == "prepare":
+            return EXIT_OK
         kcfg = pipeline.stage_config(prep, opts)
         print(f"config: {kcfg.config_path} ({'changed' if kcfg.changed else 'unchanged'}, sha256 {kcfg.config_hash[:16]})")
         if args.cmd == "config":

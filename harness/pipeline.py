@@ -7,6 +7,7 @@ runs them all, records a StageResult for each (a stage not reached is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Callable, NoReturn, TypeVar
 from . import accel as accel_mod
 from .apply import AppliedTree, apply_series
 from .build import IMAGE, KernelBuild, build_kernel, finished
-from .cache import cache_dir, check_free_space, locked, no_space_hint
+from .cache import cache_dir, check_free_space, no_space_hint
 from .console import Splat, scan
 from .errors import HarnessError, as_harness_error
 from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_programs, pytest_command, warm_bytecode
@@ -95,7 +96,9 @@ class BootOutcome:
 
 # ---------------------------------------------------------------- stages
 
-def stage_prepare(opts: RunOptions) -> Prepared:
+def stage_prepare(opts: RunOptions, hold: contextlib.ExitStack | None = None) -> Prepared:
+    """Source and series; with ``hold``, the tree's lock is kept until that
+    stack closes (apply_series)."""
     cache = cache_dir(opts.cache)
     check_free_space(cache)
     series = resolve_series(opts.patches_dir, opts.series, cache)
@@ -104,7 +107,7 @@ def stage_prepare(opts: RunOptions) -> Prepared:
             src = prepare_ksrc(cache, opts.ksrc, opts.rev)
         else:
             src = prepare_tarball(cache, opts.tarball)
-        tree = apply_series(src, cache, series)
+        tree = apply_series(src, cache, series, hold)
     except OSError as exc:
         raise no_space_hint(exc, cache) from exc
     return Prepared(cache, src, tuple(series), tree)
@@ -283,12 +286,14 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
     boot: BootOutcome | None = None
     report_cases = False
     interrupted = False
+    hold = contextlib.ExitStack()
     try:
-        prep = _timed("prepare", stages, lambda: stage_prepare(opts))
+        # The tree's lock is held from apply to boot: see apply_series.
+        prep = _timed("prepare", stages, lambda: stage_prepare(opts, hold))
         props.update(kernel_base=f"{prep.source.description} ({prep.source.base_commit[:12]})",
                      series=series_set_key(list(prep.series)), series_hash=prep.tree.series_hash[:16],
                      head_commit=prep.tree.head_commit)
-        with locked(prep.cache, prep.tree.key):
+        with hold:
             if boot_only:
                 stages.append(StageResult("config", SKIPPED, 0.0, "boot only"))
                 kbuild = _timed("build", stages, lambda: existing_build(prep, opts))
@@ -328,6 +333,8 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
     except KeyboardInterrupt:
         interrupted = True
         print("\nisolharness: interrupted; the cache stays usable, run again to resume", flush=True)
+    finally:
+        hold.close()
     done = {s.name for s in stages}
     for name in ALL_STAGES + ((GUEST_STAGE,) if argv is None else ()):
         if name not in done:

@@ -28,6 +28,7 @@ import paramiko
 
 from .console import scan
 from .errors import HarnessError
+from .files import atomic_write
 from .guest import GUEST_JUNIT, GuestSuite, pytest_command
 from .guest_verdict import STAGE as GUEST_STAGE
 from .guest_verdict import judge_guest
@@ -80,26 +81,98 @@ def parse_target(url: str) -> Target:
     return Target(m.group("user"), m.group("host").strip("[]"), port)
 
 
-class _RecordNewHostKey(paramiko.MissingHostKeyPolicy):
-    """Accept a host that known_hosts does not list, and record it there."""
+@dataclass
+class KnownHosts:
+    """known_hosts as OpenSSH reads it, as far as paramiko can: plain and
+    hashed entries; ``@revoked`` keys refused for the hosts they name;
+    ``@cert-authority`` lines and key types paramiko does not know are left
+    in the file and not used (paramiko checks no host certificates)."""
 
-    def __init__(self, known_hosts: Path) -> None:
-        self.known_hosts = known_hosts
+    keys: paramiko.HostKeys
+    revoked: list[paramiko.hostkeys.HostKeyEntry]
+
+    def is_revoked(self, hostname: str, key: paramiko.PKey) -> bool:
+        return any(e.key.get_name() == key.get_name() and e.key.get_base64() == key.get_base64()
+                   and _matches(hostname, e.hostnames) for e in self.revoked)
+
+
+def _matches(hostname: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        if pattern.startswith("|1|"):
+            if paramiko.HostKeys.hash_host(hostname, pattern) == pattern:
+                return True
+        elif re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), hostname):
+            return True  # OpenSSH patterns know * and ? only ([host]:port is literal)
+    return False
+
+
+def load_known_hosts(path: Path) -> KnownHosts:
+    keys, revoked = paramiko.HostKeys(), []
+    entries = []
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        marker = ""
+        if line.startswith("@"):
+            marker, _, line = line.partition(" ")
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line.strip(), lineno)
+        except Exception:  # a key type or encoding paramiko does not know
+            continue
+        if entry is None or entry.key is None:
+            continue
+        if marker == "@revoked":
+            revoked.append(entry)
+        elif not marker:
+            entries.append(entry)
+    known = KnownHosts(keys, revoked)
+    for entry in entries:
+        for host in entry.hostnames:
+            # A revoked key is never taken as known, whatever else lists it.
+            if not known.is_revoked(host, entry.key) or host.startswith("|1|"):
+                keys.add(host, entry.key.get_name(), entry.key)
+    return known
+
+
+def append_host_key(path: Path, hostname: str, key: paramiko.PKey) -> None:
+    """Add one OpenSSH-style line to known_hosts, keeping every other line
+    (comments, markers, keys paramiko does not know) as it was."""
+    old = path.read_bytes() if path.is_file() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    atomic_write(path, old + f"{hostname} {key.get_name()} {key.get_base64()}\n".encode(),
+                 None if path.is_file() else 0o600)
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """For a host known_hosts does not list: refuse a revoked key; record a
+    new one with --accept-new-host-key; refuse anything else."""
+
+    def __init__(self, known_hosts: Path, known: KnownHosts, accept: bool) -> None:
+        self.known_hosts, self.known, self.accept = known_hosts, known, accept
 
     def missing_host_key(self, client, hostname, key) -> None:
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        client.save_host_keys(str(self.known_hosts))
+        if self.known.is_revoked(hostname, key) or (hostname.startswith("[") and self.known.is_revoked(
+                hostname[1:].split("]", 1)[0], key)):
+            raise paramiko.SSHException(f"REVOKED host key for {hostname}")
+        if not self.accept:
+            raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
+        append_host_key(self.known_hosts, hostname, key)
         print(f"remote: recorded new {key.get_name()} host key of {hostname} in {self.known_hosts}", flush=True)
 
 
 def connect(opts: RemoteOptions) -> paramiko.SSHClient:
     t = opts.target
     client = paramiko.SSHClient()
-    if opts.known_hosts.is_file():
-        client.load_host_keys(str(opts.known_hosts))
-    client.set_missing_host_key_policy(_RecordNewHostKey(opts.known_hosts) if opts.accept_new_host_key
-                                       else paramiko.RejectPolicy())
+    # Not client.load_host_keys(): paramiko's loader stops at lines it
+    # cannot parse (@cert-authority) and its save drops them.
+    known = load_known_hosts(opts.known_hosts)
+    for host, keys in known.keys.items():
+        for keytype, key in keys.items():
+            client.get_host_keys().add(host, keytype, key)
+    client.set_missing_host_key_policy(_HostKeyPolicy(opts.known_hosts, known, opts.accept_new_host_key))
     if opts.identity is not None and not opts.identity.is_file():
         raise HarnessError(f"--identity {opts.identity} does not exist")
     try:
@@ -119,6 +192,9 @@ def connect(opts: RemoteOptions) -> paramiko.SSHClient:
                            hint="add the public key to the target's ~/.ssh/authorized_keys, "
                                 "or pass --identity") from exc
     except paramiko.SSHException as exc:
+        if "REVOKED host key" in str(exc):
+            raise HarnessError(f"the host key of {t.host}:{t.port} is marked @revoked in {opts.known_hosts}; "
+                               f"refusing to connect") from exc
         if "not found in known_hosts" in str(exc):
             raise HarnessError(f"{t.host}:{t.port} is not in {opts.known_hosts}; its host key cannot be checked",
                                hint="verify the host's key fingerprint, then run again with "

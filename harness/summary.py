@@ -124,7 +124,7 @@ def render(summary: Summary, results_dir: Path | None = None) -> str:
         out.append(f"    ! {c.message[:110]}")
     c = summary.counts
     if summary.guest:
-        out.append(f"  {'guest':<10} {'failed' if c.get(FAILED) else 'passed':<8} "
+        out.append(f"  {'tests':<10} {'failed' if c.get(FAILED) else 'passed':<8} "
                    f"{fmt_duration(sum(g.time for g in summary.guest)):>8}  "
                    f"{c.get(PASSED, 0)} passed, {c.get(FAILED, 0)} failed, {c.get(SKIPPED, 0)} skipped")
         for g in summary.guest:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from junitparser import Error
 
-from conftest import git, run_cli, user_tree
+from conftest import ISOLHARNESS, PROJECT, Run, git, run_cli, user_tree
 
 PIGGY = Path("arch/x86/boot/compressed/piggy.o")
 STAMP = ".isolharness-build-stamp"
@@ -29,7 +31,9 @@ def build_dir_of(run) -> Path:
     return Path(next(w for w in line.split() if w.startswith("O="))[2:])
 
 
-def test_incremental_rebuilds_boot_the_new_kernel_and_a_stale_image_is_caught(results_root):
+@pytest.fixture(scope="module")
+def loop_tree(results_root) -> tuple[Path, list[str]]:
+    """A user's tree with two one-line commits on the pristine base."""
     user = user_tree("identity-linux", "loop", results_root)
     revs = []
     for n in (1, 2):
@@ -37,7 +41,11 @@ def test_incremental_rebuilds_boot_the_new_kernel_and_a_stale_image_is_caught(re
         f.write_text(f.read_text().replace("#include", f"/* e2e identity {n} */\n#include", 1))
         git(user, "commit", "-q", "-a", "-m", f"sys: identity step {n}")
         revs.append(git(user, "rev-parse", "HEAD").strip())
+    return user, revs
 
+
+def test_incremental_rebuilds_boot_the_new_kernel_and_a_stale_image_is_caught(results_root, loop_tree):
+    user, revs = loop_tree
     args = ["--ksrc", str(user), "--series", "none", "-k", "smoke"]
     first = run_cli(["check", *args, "--rev", revs[0]], results_root / "ident-1")
     assert first.rc == 0, first.output
@@ -73,3 +81,21 @@ def test_incremental_rebuilds_boot_the_new_kernel_and_a_stale_image_is_caught(re
     finally:
         (bdir / PIGGY).unlink(missing_ok=True)
         (bdir / STAMP).unlink(missing_ok=True)
+
+
+def test_two_runs_of_one_tree_at_other_revisions_build_and_label_their_own(results_root, loop_tree):
+    # They share a worktree and a build directory: the second waits for the
+    # first from apply to boot, instead of checking its commit out beneath it.
+    user, revs = loop_tree
+    procs = [subprocess.Popen([str(ISOLHARNESS), "check", "--results", str(results_root / f"ident-par-{i}"),
+                               "--ksrc", str(user), "--series", "none", "-k", "smoke", "--rev", rev],
+                              cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i, rev in enumerate(revs)]
+    outs = [p.communicate(timeout=3600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert any("waiting for" in o for o in outs), outs
+    props = [Run(0, o, results_root / f"ident-par-{i}").properties() for i, o in enumerate(outs)]
+    assert [p["head_commit"] for p in props] == revs
+    for p in props:
+        assert p["kernel_build_id"] == p["built_build_id"]
+    assert props[0]["built_build_id"] != props[1]["built_build_id"]

@@ -129,3 +129,38 @@ def test_missing_python_on_target(sshd, tmp_path):
 def test_bad_target_url(tmp_path):
     run = run_cli(["test", "--target", "root@host"], tmp_path / "r")
     assert run.rc == 2 and "is not ssh://user@host[:port]" in run.output
+
+
+def host_key_line(sshd, marker: str = "") -> str:
+    pub = " ".join((sshd["dir"] / "host_key.pub").read_text().split()[:2])
+    return f"{marker + ' ' if marker else ''}[127.0.0.1]:{sshd['port']} {pub}\n"
+
+
+OTHER_LINES = ("# my hosts, kept as written\n"
+               "@cert-authority *.lab.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE5vdEFyZWFsS2V5Rm9yVGVzdGluZ09ubHkx\n"
+               "legacy.example ssh-unknowntype AAAAB3NzaC1yc2EAAAADAQABAAABAQ==\n")
+
+
+def test_known_hosts_with_markers_and_unknown_types_is_read_and_kept(sshd, tmp_path, default_run):
+    # paramiko's own loader stops with a traceback at @cert-authority, and its
+    # save rewrites the file without what it cannot parse.
+    kh = tmp_path / "known_hosts"
+    kh.write_text(OTHER_LINES)
+    kh.chmod(0o640)
+    run = run_cli(target_args(sshd, kh, "--accept-new-host-key", "-k", "cpu_count"), tmp_path / "r")
+    assert run.rc == 0, run.output
+    assert kh.read_text() == OTHER_LINES + host_key_line(sshd)
+    assert kh.stat().st_mode & 0o777 == 0o640
+    again = run_cli(target_args(sshd, kh, "-k", "cpu_count"), tmp_path / "r2")
+    assert again.rc == 0, again.output
+
+
+def test_a_revoked_host_key_is_refused(sshd, tmp_path):
+    kh = tmp_path / "known_hosts"
+    kh.write_text(OTHER_LINES + host_key_line(sshd) + host_key_line(sshd, "@revoked").replace(
+        f"[127.0.0.1]:{sshd['port']}", "*"))
+    before = kh.read_text()
+    for extra in ([], ["--accept-new-host-key"]):
+        run = run_cli(target_args(sshd, kh, *extra), tmp_path / "r")
+        assert run.rc == 2 and "marked @revoked" in run.output, run.output
+    assert kh.read_text() == before
