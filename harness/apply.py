@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import git as g
 from .cache import locked
-from .errors import ENVIRONMENT_HINT, HarnessError, SeriesApplyError, environment_fault
+from .errors import ENVIRONMENT_HINT, EnvironmentFault, SeriesApplyError, environment_fault
 from .series import Series, series_set_digest, series_set_key
 from .source import SourceRepo
 
@@ -96,7 +96,7 @@ def _apply_locked(src: SourceRepo, cache: Path, series: list[Series], key: str) 
                 subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
                 fault = environment_fault(res.stdout + res.stderr)
                 if fault:
-                    raise HarnessError(f"applying {s.name}/{patch.name} stopped: {fault}",
+                    raise EnvironmentFault(f"applying {s.name}/{patch.name} stopped: {fault}",
                                        detail=(res.stdout + res.stderr).strip()[-3000:], hint=ENVIRONMENT_HINT)
                 raise SeriesApplyError(
                     f"patch {s.name}/{patch.name} does not apply to {src.description}",

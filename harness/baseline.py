@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HarnessError
-from .outcome import ERROR, FAILED, PASSED
+from .outcome import ERROR, FAILED, MISSED, PASSED
 from .progress import fmt_duration
 from .summary import CaseSummary, Summary
 
-BAD = (FAILED, ERROR)
+BAD = (FAILED, ERROR, MISSED)
 
 
 @dataclass

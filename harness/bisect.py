@@ -30,7 +30,7 @@ from . import git as g
 from .children import Group, interrupt_on_signals
 from .cache import cache_dir, locked
 from .errors import HarnessError
-from .outcome import EXIT_ERROR, EXIT_OK, FAILED
+from .outcome import ERROR, EXIT_ERROR, EXIT_OK, FAILED, MISSED
 from .pipeline import RunOptions, check
 from .profile import Profile
 from .source import looks_like_kernel
@@ -122,7 +122,7 @@ def run_step(work: Path, commit: str | None = None) -> tuple[int, list[Step]]:
             steps.append(Step(commit, subject, attempt, "abort", "interrupted", time.monotonic() - start))
             _log(work, steps[-1])
             return ABORT, steps
-        failed = [s.name for s in summary.stages if s.status in (FAILED, "error")]
+        failed = [s.name for s in summary.stages if s.status in (FAILED, ERROR, MISSED)]
         failed += [f"{c.name}" for c in summary.guest if c.status == FAILED][:5]
         if any(c.status == FAILED for c in summary.console):
             failed.append("kernel splat")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .children import Group
-from .errors import ENVIRONMENT_HINT, BuildError, HarnessError, environment_fault
+from .errors import ENVIRONMENT_HINT, BuildError, EnvironmentFault, HarnessError, environment_fault
 from .files import atomic_write
 from .identity import KernelIdentity, vmlinux_identity
 from .kconfig import ARCH
@@ -187,7 +187,7 @@ def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], lo
     if rc != 0:
         fault = environment_fault("\n".join(tail))
         if fault:
-            raise HarnessError(f"the kernel build stopped: {fault} (make {' '.join(targets)}, exit {rc})",
+            raise EnvironmentFault(f"the kernel build stopped: {fault} (make {' '.join(targets)}, exit {rc})",
                                detail=extract_errors(tail), hint=ENVIRONMENT_HINT)
         raise BuildError(
             f"kernel build failed (make {' '.join(targets)}, exit {rc})",

@@ -14,7 +14,6 @@ Layout::
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import shutil
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .errors import HarnessError
+from .errors import ENVIRONMENT_ERRNOS, EnvironmentFault, HarnessError
 
 ENV_VAR = "ISOLHARNESS_CACHE"
 
@@ -45,7 +44,7 @@ def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise HarnessError(
+        raise EnvironmentFault(
             f"cannot create cache directory {path}: {exc.strerror}",
             hint=f"set {ENV_VAR} or pass --cache to a writable location",
         ) from exc
@@ -55,7 +54,7 @@ def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
 def check_free_space(path: Path, need: int = MIN_FREE_BYTES) -> None:
     free = shutil.disk_usage(path).free
     if free < need:
-        raise HarnessError(
+        raise EnvironmentFault(
             f"only {free / 1024**3:.1f} GiB free in {path}, a run needs about {need / 1024**3:.0f} GiB",
             hint=f"free space there, or point {ENV_VAR} / --cache at a larger file system",
         )
@@ -63,9 +62,9 @@ def check_free_space(path: Path, need: int = MIN_FREE_BYTES) -> None:
 
 def no_space_hint(exc: OSError, path: Path) -> HarnessError:
     """Turn ENOSPC (and friends) into an actionable error."""
-    if exc.errno == errno.ENOSPC:
-        return HarnessError(
-            f"no space left on the device holding {path}",
+    if exc.errno in ENVIRONMENT_ERRNOS:
+        return EnvironmentFault(
+            f"{ENVIRONMENT_ERRNOS[exc.errno]} ({path})",
             hint=f"free space, or point {ENV_VAR} / --cache at a larger file system; the cache stays usable",
         )
     return HarnessError(f"{path}: {exc.strerror}")

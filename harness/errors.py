@@ -31,6 +31,13 @@ class HarnessError(Exception):
         return "\n".join(parts)
 
 
+class EnvironmentFault(HarnessError):
+    """The environment failed (no space, a missing tool, QEMU, the network):
+    nothing is known of the code under test (KernelCI's MISS, exit 2)."""
+
+    status = "missed"
+
+
 class SeriesApplyError(HarnessError):
     """A patch of a series does not apply to the base tree."""
 
@@ -73,7 +80,7 @@ def as_harness_error(exc: BaseException) -> HarnessError:
         return exc
     if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         where = f" ({exc.filename})" if exc.filename else ""
-        return HarnessError(f"{ENVIRONMENT_ERRNOS[exc.errno]}{where}", hint=ENVIRONMENT_HINT)
+        return EnvironmentFault(f"{ENVIRONMENT_ERRNOS[exc.errno]}{where}", hint=ENVIRONMENT_HINT)
     import traceback
 
     return HarnessError(f"internal error of isolharness: {type(exc).__name__}: {exc}",

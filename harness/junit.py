@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+from junitparser import Error, Failure, JUnitXml, Properties, Property, Skipped, TestCase, TestSuite
 
 from .console import Splat
-from .outcome import ERROR, FAILED, SKIPPED, StageResult
+from .outcome import ERROR, FAILED, MISSED, SKIPPED, StageResult
 
 STAGES_SUITE = "isolharness.stages"
 CONSOLE_SUITE = "isolharness.console"
 NO_SPLAT_CASE = "no kernel splat on the console"
+# An error of the environment, not of the test (KernelCI's MISS): the
+# error's type and a testcase property.
+INFRA = "infra"
 
 
 def stage_case(stage: StageResult) -> TestCase:
@@ -26,13 +29,17 @@ def stage_case(stage: StageResult) -> TestCase:
         res = Failure(stage.message)
         res.text = stage.detail
         case.result = [res]
-    elif stage.status == ERROR:
-        res = Error(stage.message)
+    elif stage.status in (ERROR, MISSED):
+        res = Error(stage.message, type_=INFRA if stage.status == MISSED else None)
         res.text = stage.detail
         case.result = [res]
+        if stage.status == MISSED:
+            props = Properties()
+            props.add_property(Property(INFRA, "true"))
+            case.append(props)
     elif stage.status == SKIPPED:
         case.result = [Skipped(stage.message)]
-    if stage.detail and stage.status not in (FAILED, ERROR):
+    if stage.detail and stage.status not in (FAILED, ERROR, MISSED):
         case.system_out = stage.detail
     return case
 

@@ -25,13 +25,13 @@ from .guest_verdict import judge_guest
 from .identity import KernelIdentity, console_banners, parse_banner
 from .junit import build_junit, write_junit
 from .kconfig import KernelConfig, configure
-from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
+from .outcome import ERROR, FAILED, MISSED, PASSED, SKIPPED, StageResult
 from .profile import Profile
 from .series import Series, resolve_series, series_set_key
 from .results import rotate
 from .source import DEFAULT_TARBALL, SourceRepo, check_ksrc, check_tarball, prepare_ksrc, prepare_tarball
 from .summary import Summary, render, summarize, write_json
-from .vm import START_MARKER, VNG_NO_STATUS, VmResult, VmSpec, run_vm
+from .vm import COMMAND_LINE_SIZE, START_MARKER, VNG_NO_STATUS, VmResult, VmSpec, cut_command_line, run_vm
 
 PROJECT = Path(__file__).resolve().parent.parent
 CONSOLE_TAIL_LINES = 40
@@ -75,6 +75,7 @@ class BootOutcome:
     built: KernelIdentity = KernelIdentity()    # the kernel the image should carry
     built_banner: str = ""
     booted_banner: str = ""                     # first banner on the console, "" if none
+    cmdline_cut: bool = False                   # the kernel command line filled COMMAND_LINE_SIZE
 
     @property
     def ran(self) -> KernelIdentity:
@@ -91,6 +92,15 @@ class BootOutcome:
         if ran is not None and ran.build_id and self.built.build_id and ran.build_id != self.built.build_id:
             return (f"the guest runs another kernel than the one built: built build-id {self.built.build_id}, "
                     f"running build-id {ran.build_id} ({ran.describe()})")
+        return ""
+
+    def untrusted(self) -> str:
+        """Why nothing this boot showed is a verdict on the kernel built, or ""."""
+        if self.mismatch():
+            return self.mismatch()
+        if self.cmdline_cut:
+            return (f"the kernel command line filled COMMAND_LINE_SIZE ({COMMAND_LINE_SIZE}) and was cut: "
+                    f"nothing the guest did counts")
         return ""
 
 
@@ -184,7 +194,7 @@ def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: ac
     banners = console_banners(text)
     guest_xml = results / GUEST_JUNIT
     return BootOutcome(vm, splats, guest_xml if guest_xml.is_file() else None, kbuild.identity, kbuild.banner,
-                       banners[0] if banners else "")
+                       banners[0] if banners else "", cut_command_line(text))
 
 
 def judge_boot(out: BootOutcome, timeout: float) -> StageResult:
@@ -194,17 +204,17 @@ def judge_boot(out: BootOutcome, timeout: float) -> StageResult:
     tail = "\n".join(console[-CONSOLE_TAIL_LINES:])
     booted = bool(out.booted_banner)
     res = StageResult("boot", PASSED, vm.duration, f"accelerator {vm.accel}")
-    wrong = out.mismatch()
+    wrong = out.untrusted()
     if wrong:
-        # Whatever that kernel did is no verdict on the one built.
-        res.status, res.message = ERROR, wrong
-        res.detail = ("The image does not hold the vmlinux of this build (a stale object in the image, "
-                      "or a build directory changed under the run); its results are not reported.\n" + tail)
+        # Whatever happened is no verdict on the kernel built: a kernel
+        # other than it ran, or init= was cut off its command line.
+        res.status, res.message = MISSED, wrong
+        res.detail = ("The console and the guest's results of this boot are not reported.\n" + tail)
     elif vm.timed_out:
         res.status, res.message = FAILED, f"guest hung: killed by the watchdog after {timeout:.0f}s"
         res.detail = tail
     elif not booted:
-        res.status, res.message = ERROR, f"QEMU/virtme-ng did not start the kernel (vng exit {vm.returncode})"
+        res.status, res.message = MISSED, f"QEMU/virtme-ng did not start the kernel (vng exit {vm.returncode})"
         res.detail = tail
     elif not vm.reached_command:
         res.status, res.message = FAILED, "kernel did not reach the guest command"
@@ -253,7 +263,7 @@ def _timed(name: str, stages: list[StageResult], fn: Callable[[], T]) -> T:
     except Exception as exc:
         _fail_stage(name, stages, start, exc)
     except KeyboardInterrupt:
-        stages.append(StageResult(name, ERROR, time.monotonic() - start, "interrupted (Ctrl-C)"))
+        stages.append(StageResult(name, MISSED, time.monotonic() - start, "interrupted (Ctrl-C or SIGTERM)"))
         raise
     stages.append(StageResult(name, PASSED, time.monotonic() - start))
     return value
@@ -327,7 +337,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
         # Every failure still gets its report; one outside any stage (a bug
         # of ours between stages) is an error of the run.
         err = as_harness_error(exc)
-        if not any(s.status in (ERROR, FAILED) for s in stages):
+        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
             stages.append(StageResult("harness", ERROR, 0.0, err.message, err.render()))
         print(err.render(), flush=True)
     except KeyboardInterrupt:
@@ -342,7 +352,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
     # The console and the guest results of a kernel other than the one
     # built say nothing about it: left out, the boot stage says why. Guest
     # testcases count only when the guest stage found them trustworthy.
-    trusted = boot if boot is not None and not boot.mismatch() else None
+    trusted = boot if boot is not None and not boot.untrusted() else None
     xml = build_junit(stages, trusted.splats if trusted else [], trusted is not None, props,
                       trusted.guest_junit if trusted and report_cases else None)
     write_junit(xml, opts.results / "junit.xml")

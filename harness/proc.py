@@ -8,14 +8,14 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .errors import HarnessError, environment_fault
+from .errors import EnvironmentFault, HarnessError, environment_fault
 
 
 def require_tool(name: str, package: str) -> str:
     """Return the path of ``name`` or fail naming the package to install."""
     path = shutil.which(name)
     if path is None:
-        raise HarnessError(
+        raise EnvironmentFault(
             f"required tool '{name}' is not installed",
             hint=f"install it with: apt-get install {package}  (or run 'isolharness doctor')",
         )
@@ -47,10 +47,10 @@ def run(
             errors="replace",
         )
     except FileNotFoundError as exc:
-        raise HarnessError(f"cannot run '{args[0]}': {exc.strerror}", hint=hint) from exc
+        raise EnvironmentFault(f"cannot run '{args[0]}': {exc.strerror}", hint=hint) from exc
     if res.returncode != 0:
         fault = environment_fault(res.stderr + res.stdout)
-        raise HarnessError(
+        raise (EnvironmentFault if fault else HarnessError)(
             f"{what or ' '.join(args)} failed (exit {res.returncode})" + (f": {fault}" if fault else ""),
             hint=hint,
             detail=(res.stderr or res.stdout).strip()[-4000:],

@@ -27,14 +27,14 @@ from pathlib import Path
 import paramiko
 
 from .console import scan
-from .errors import HarnessError
+from .errors import EnvironmentFault, HarnessError
 from .files import atomic_write
 from .guest import GUEST_JUNIT, GuestSuite, pytest_command
 from .guest_verdict import STAGE as GUEST_STAGE
 from .guest_verdict import judge_guest
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
 from .junit import build_junit, write_junit
-from .outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
+from .outcome import FAILED, MISSED, PASSED, SKIPPED, StageResult
 from .results import rotate
 from .summary import Summary, render, summarize, write_json
 
@@ -201,7 +201,7 @@ def connect(opts: RemoteOptions) -> paramiko.SSHClient:
                                     "--accept-new-host-key to record it") from exc
         raise HarnessError(f"SSH to {t} failed: {exc}") from exc
     except (OSError, socket.timeout) as exc:
-        raise HarnessError(f"{t.host}:{t.port} is unreachable: {exc}",
+        raise EnvironmentFault(f"{t.host}:{t.port} is unreachable: {exc}",
                            hint="check the address, the port and that sshd runs there") from exc
     return client
 
@@ -336,7 +336,7 @@ def run_remote(opts: RemoteOptions) -> Summary:
             (opts.results / "console.log").write_text(dmesg)
             splats, scanned = scan(dmesg), True
         else:
-            stages.append(StageResult("kernel log", ERROR, 0.0,
+            stages.append(StageResult("kernel log", MISSED, 0.0,
                                       f"the target's kernel log cannot be read (dmesg exit {log_status}): "
                                       f"no splat check was possible",
                                       f"{log_before.strip()[:500]}\nhint: run as root on the target, or set "
@@ -348,7 +348,7 @@ def run_remote(opts: RemoteOptions) -> Summary:
             if not report:
                 guest_xml = None
     except HarnessError as exc:
-        stages.append(StageResult(current, ERROR, time.monotonic() - start, exc.message, exc.render()))
+        stages.append(StageResult(current, exc.status, time.monotonic() - start, exc.message, exc.render()))
         print(exc.render(), flush=True)
     finally:
         if client is not None:

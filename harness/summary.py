@@ -13,8 +13,8 @@ from pathlib import Path
 from junitparser import Error, Failure, JUnitXml, Skipped, TestSuite
 
 from .errors import HarnessError
-from .junit import CONSOLE_SUITE, STAGES_SUITE
-from .outcome import ERROR, FAILED, PASSED, SKIPPED, exit_status
+from .junit import CONSOLE_SUITE, INFRA, STAGES_SUITE
+from .outcome import ERROR, FAILED, KCIDB, MISSED, PASSED, SKIPPED, exit_status, run_result
 from .progress import fmt_duration
 
 
@@ -25,6 +25,7 @@ class CaseSummary:
     status: str
     time: float
     message: str = ""
+    result: str = ""        # KernelCI's word: FAIL ERROR MISS PASS SKIP (harness.outcome)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Summary:
     guest: list[CaseSummary]
     exit_status: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    result: str = ""        # the run's KernelCI word
 
 
 def _status(case) -> tuple[str, str]:
@@ -42,7 +44,7 @@ def _status(case) -> tuple[str, str]:
         if isinstance(res, Failure):
             return FAILED, res.message or ""
         if isinstance(res, Error):
-            return ERROR, res.message or ""
+            return (MISSED if res.type == INFRA else ERROR), res.message or ""
         if isinstance(res, Skipped):
             return SKIPPED, res.message or ""
     return PASSED, ""
@@ -70,9 +72,11 @@ def summarize(xml: JUnitXml) -> Summary:
                 if row.status == ERROR:
                     row.status = FAILED
                 guest.append(row)
+    for row in stages + console + guest:
+        row.result = KCIDB[row.status]
     statuses = [c.status for c in stages + console + guest]
     counts = {s: sum(1 for c in guest if c.status == s) for s in (PASSED, FAILED, SKIPPED)}
-    return Summary(props, stages, console, guest, exit_status(statuses), counts)
+    return Summary(props, stages, console, guest, exit_status(statuses), counts, run_result(statuses))
 
 
 def load(results_dir: Path) -> Summary:
@@ -131,7 +135,7 @@ def render(summary: Summary, results_dir: Path | None = None) -> str:
             if g.status == FAILED:
                 out.append(f"    x {g.suite}::{g.name}: {g.message.splitlines()[0][:100] if g.message else ''}")
     out.append("")
-    verdict = VERDICTS.get(summary.exit_status, "?")
+    verdict = summary.result or VERDICTS.get(summary.exit_status, "?")
     where = f" (results in {results_dir})" if results_dir else ""
     out.append(f"verdict: {verdict}, exit status {summary.exit_status}{where}")
     return "\n".join(out)

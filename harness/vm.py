@@ -9,6 +9,7 @@ killed with its whole process group, so no qemu is left behind.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import threading
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from .children import Group
-from .errors import HarnessError
+from .errors import EnvironmentFault, HarnessError
+from .files import atomic_write
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
 from .profile import Profile
 from .progress import Progress
@@ -57,7 +59,40 @@ class VmResult:
     identity: KernelIdentity | None = None  # what the running kernel said of itself
 
 
-def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
+# virtme-ng passes the --exec command base64-encoded on the kernel command
+# line, which x86 cuts at COMMAND_LINE_SIZE (2048): a long -k or results path
+# then cut the init path and the guest panicked. The command goes into a
+# script beside the console log (the guest sees the host's file system), and
+# --exec only runs it.
+COMMAND_LINE_SIZE = 2048
+
+
+_INIT_FAILED = re.compile(r"Requested init (\S+) failed")
+
+
+def vng_init() -> str:
+    """The init virtme-ng gives the guest (init=...virtme/guest/bin/virtme-ng-init)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("virtme")
+    where = list(spec.submodule_search_locations or []) if spec else []
+    return f"{where[0]}/guest/bin/virtme-ng-init" if where else ""
+
+
+def cut_command_line(console: str, init: str | None = None) -> bool:
+    """Whether the kernel ran a cut-off init: the command line filled
+    COMMAND_LINE_SIZE and lost its end (printk cuts the "Kernel command
+    line" line at 1 KiB, so only the init it tried tells)."""
+    init = vng_init() if init is None else init
+    m = _INIT_FAILED.search(console)
+    return bool(init and m and m.group(1) != init and init.startswith(m.group(1)))
+
+
+def guest_script(spec: VmSpec) -> str:
+    return f"echo {START_MARKER}\n{IDENTITY_COMMAND}\n{spec.command}\n"
+
+
+def vng_argv(spec: VmSpec, vng: str = "vng", script: Path | None = None) -> list[str]:
     argv = [
         vng, "--run", str(spec.image),
         "--verbose",
@@ -89,7 +124,10 @@ def vng_argv(spec: VmSpec, vng: str = "vng") -> list[str]:
         argv += ["--rwdir", str(d)]
     if spec.cwd:
         argv += ["--cwd", str(spec.cwd)]
-    argv += ["--exec", f"echo {START_MARKER}; {IDENTITY_COMMAND}; {spec.command}"]
+    if script is not None:
+        argv += ["--exec", f"sh {shlex.quote(str(script))}"]
+    else:
+        argv += ["--exec", guest_script(spec).strip().replace("\n", "; ")]
     return argv
 
 
@@ -102,7 +140,7 @@ def _vng_path() -> str:
         return str(here)
     found = shutil.which("vng")
     if not found:
-        raise HarnessError("virtme-ng (vng) is not installed", hint="run 'make venv' or pip install virtme-ng")
+        raise EnvironmentFault("virtme-ng (vng) is not installed", hint="run 'make venv' or pip install virtme-ng")
     return found
 
 
@@ -125,7 +163,9 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
     if not spec.image.is_file():
         raise HarnessError(f"kernel image {spec.image} does not exist", hint="run 'isolharness build' first")
     console.parent.mkdir(parents=True, exist_ok=True)
-    argv = vng_argv(spec, _vng_path())
+    script = console.parent / f"{stage}-command.sh"
+    atomic_write(script, guest_script(spec), 0o755)
+    argv = vng_argv(spec, _vng_path(), script)
     progress = Progress(stage)
     start = time.monotonic()
     with console.open("wb") as con, output.open("wb") as out:

@@ -29,12 +29,12 @@ def guest_cases(run) -> list[str]:
 
 
 def test_a_guest_pytest_that_cannot_start_is_an_error(results_root, default_run):
-    # An expression pytest refuses: it exits 4 (usage error) and writes no
-    # JUnit file, as it does for a conftest that does not import.
+    # An expression pytest refuses: it exits 4 (usage error), as it does for
+    # a conftest that does not import, leaving an empty JUnit file.
     run = run_cli(["check", "-k", "(", "--timeout", "300"], results_root / "fault-usage")
     assert run.rc == 2, run.output
     msg = stage_error(run, "guest")
-    assert "wrote no JUnit file (pytest usage error" in msg, msg
+    assert "exited 4 (usage error" in msg and "0 testcase(s)" in msg, msg
     assert "verdict: ERROR" in run.output and not guest_cases(run)
     assert run.cases()["isolharness.stages::boot"].result == []
 

@@ -7,7 +7,7 @@ import pytest
 
 from harness.errors import HarnessError, as_harness_error, environment_fault
 from harness.guest_verdict import judge_guest
-from harness.outcome import ERROR, FAILED, PASSED
+from harness.outcome import ERROR, FAILED, MISSED, PASSED
 
 PASSING = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="guest" tests="2">
 <testcase classname="tests.guest.test_smoke" name="test_a" time="0.1"/>
@@ -69,7 +69,7 @@ def test_environment_failures_are_named_and_bugs_are_the_harness(tmp_path):
     assert environment_fault("cc1: fatal error: foo.o: No space left on device") == "no space left on the device"
     assert environment_fault("error: all good") == ""
     err = as_harness_error(OSError(errno.EDQUOT, "Disk quota exceeded", str(tmp_path / "x")))
-    assert err.status == "error" and "quota" in err.message and str(tmp_path) in err.message
+    assert err.status == MISSED and "quota" in err.message and str(tmp_path) in err.message
     try:
         {}["missing"]
     except KeyError as exc:

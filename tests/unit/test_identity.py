@@ -10,9 +10,9 @@ from fakekernel import RELEASE, banner, make_vmlinux, readelf_build_id
 from harness.build import built_identity
 from harness.identity import (IDENTITY_COMMAND, KernelIdentity, console_banners, notes_build_id, parse_banner,
                               parse_identity_line)
-from harness.outcome import ERROR, PASSED
+from harness.outcome import MISSED, PASSED
 from harness.pipeline import BootOutcome, judge_boot
-from harness.vm import VmResult
+from harness.vm import VmResult, cut_command_line, vng_init
 
 # The first lines of a real guest console (default profile, TCG).
 CONSOLE = """# vng --run /root/.cache/isolharness/build/x/base+isolation/arch/x86/boot/bzImage --verbose ...
@@ -82,7 +82,7 @@ def test_the_kernel_built_passes_the_boot_stage(tmp_path):
 def test_an_older_kernel_in_the_image_is_an_error_naming_both(tmp_path):
     built = KernelIdentity(RELEASE, "#13 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
     res = judge_boot(_outcome(tmp_path, banner(2), built, banner(13)), 900)
-    assert res.status == ERROR
+    assert res.status == MISSED   # the environment's fault (KernelCI MISS): exit 2
     assert "#13 SMP" in res.message and "#2 SMP" in res.message and "another kernel" in res.message
 
 
@@ -92,10 +92,28 @@ def test_same_banner_other_contents_is_caught_by_the_build_id(tmp_path):
     built = KernelIdentity(RELEASE, "#1 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
     running = KernelIdentity(RELEASE, "#1 SMP PREEMPT_DYNAMIC isolharness", "cd" * 20)
     res = judge_boot(_outcome(tmp_path, banner(1), built, banner(1), guest=running), 900)
-    assert res.status == ERROR and "ab" * 20 in res.message and "cd" * 20 in res.message
+    assert res.status == MISSED and "ab" * 20 in res.message and "cd" * 20 in res.message
 
 
 def test_a_guest_that_cannot_read_its_notes_is_judged_by_the_banner(tmp_path):
     built = KernelIdentity(RELEASE, "#3 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
     running = KernelIdentity(RELEASE, "#3 SMP PREEMPT_DYNAMIC isolharness", "")
     assert judge_boot(_outcome(tmp_path, banner(3), built, banner(3), guest=running), 900).status == PASSED
+
+
+def test_a_command_line_cut_at_command_line_size_is_not_the_kernels_fault(tmp_path):
+    # Recorded: a long -k and results path made vng's command line exceed
+    # 2048 bytes; the kernel cut init= and panicked ("Requested init ...
+    # failed (error -2)").
+    data = Path(__file__).parent / "data"
+    cut = (data / "console-cmdline-cut.log").read_text()
+    init = "/work/main/.venv/lib/python3.11/site-packages/virtme/guest/bin/virtme-ng-init"  # of that run
+    assert cut_command_line(cut, init) and "Kernel panic" in cut
+    assert not cut_command_line(cut.replace("virtme/gues failed", "virtme/guest/bin/virtme-ng-init failed"), init)
+    assert not cut_command_line((data / "console-clean.log").read_text(), init)
+    assert vng_init().endswith("virtme/guest/bin/virtme-ng-init") and Path(vng_init()).is_file()
+    built = KernelIdentity(RELEASE, "#3 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
+    out = _outcome(tmp_path, banner(3), built, banner(3))
+    out = BootOutcome(out.vm, [], None, built, banner(3), banner(3), cmdline_cut=True)
+    res = judge_boot(out, 900)
+    assert res.status == MISSED and "COMMAND_LINE_SIZE" in res.message and out.untrusted()

@@ -10,6 +10,7 @@ from harness.outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
     (["passed", "skipped"], EXIT_OK),
     (["passed", "failed"], EXIT_FAILED),
     (["failed", "error"], EXIT_ERROR),
+    (["passed", "missed"], EXIT_ERROR),
     (["skipped"], EXIT_ERROR),
     ([], EXIT_ERROR),
 ])

@@ -1,8 +1,10 @@
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 from harness.console import Splat
 from harness.junit import build_junit, write_junit
-from harness.outcome import ERROR, FAILED, PASSED, SKIPPED, StageResult
+from harness.outcome import ERROR, FAILED, MISSED, PASSED, SKIPPED, StageResult
 from harness.summary import load, render
 
 GUEST_XML = """<?xml version="1.0" encoding="utf-8"?>
@@ -83,3 +85,20 @@ def test_build_errors_keep_gccs_source_excerpt():
     text = extract_errors(lines)
     assert "error: expected expression before" in text
     assert "int isolharness_e2e_broken = ;" in text
+
+
+def test_the_kernelci_vocabulary_survives_the_junit_file(tmp_path):
+    # FAIL: the code under test; ERROR: the test or harness; MISS: the
+    # environment (an error of type infra with the property infra=true).
+    s = roundtrip(tmp_path, stages(PASSED, PASSED, MISSED, SKIPPED))
+    assert [c.result for c in s.stages] == ["PASS", "PASS", "MISS", "SKIP"]
+    assert s.result == "MISS" and s.exit_status == 2 and "verdict: MISS, exit status 2" in render(s)
+    xml = (tmp_path / "junit.xml").read_text()
+    assert 'type="infra"' in xml and '<property name="infra" value="true"' in xml
+    s = roundtrip(tmp_path, stages(PASSED, PASSED, PASSED, ERROR))
+    assert s.result == "ERROR" and s.stages[-1].result == "ERROR" and 'type="infra"' not in \
+        (tmp_path / "junit.xml").read_text()
+    s = roundtrip(tmp_path, stages(PASSED, PASSED, PASSED, PASSED), guest=GUEST_XML)
+    assert s.result == "FAIL" and {g.result for g in s.guest} == {"PASS", "FAIL", "SKIP"}
+    data = json.loads((tmp_path / "s.json").write_text(json.dumps(asdict(s))) and (tmp_path / "s.json").read_text())
+    assert data["result"] == "FAIL" and data["guest"][0]["result"] == "PASS"
