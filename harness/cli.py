@@ -1,4 +1,4 @@
-"""Command line: ``isolharness {check,series,bisect,test,prepare,config,build,boot,exec,report,doctor}``."""
+"""Command line: ``isolharness {check,series,bisect,test,prepare,config,build,boot,exec,parse,report,doctor}``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from . import __version__, bisect, doctor, git, pipeline, remote, revision, summ
 from .children import interrupt_on_signals
 from .errors import HarnessError, as_harness_error
 from .identity import IDENTITY_MARKER
+from .parse import parse_logs
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
 
@@ -103,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-k", dest="select", metavar="EXPR", help="pytest -k expression")
     t.add_argument("--expect", action="append", default=[], metavar="SERIES",
                    help="series the target's kernel carries: their tests fail when the feature is absent")
+    pa = sub.add_parser("parse", help="judge saved logs again: splat scan of a console log, guest verdict of a "
+                                      "guest JUnit file")
+    pa.add_argument("console", type=Path, metavar="CONSOLE")
+    pa.add_argument("guest_junit", type=Path, nargs="?", metavar="GUEST_JUNIT")
+    pa.add_argument("--status", type=int, metavar="N", help="the guest pytest's exit status, when known")
+    pa.add_argument("--output", type=Path, metavar="LOG", help="the guest's output, for the tail an error shows")
+    pa.add_argument("--results", type=Path, default=Path("results/parsed"),
+                    help="where the new report goes (default results/parsed)")
     r = sub.add_parser("report", help="re-render a saved run's summary")
     r.add_argument("dir", type=Path, nargs="?", default=Path("results/latest"))
     d = sub.add_parser("doctor", help="list what is missing or broken, with the fix")
@@ -203,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             return s.exit_status
         if args.cmd == "test":
             return remote_cmd(args)
+        if args.cmd == "parse":
+            return parse_logs(args.console, args.guest_junit, args.status, args.results, args.output).exit_status
         opts = options(args)
         if args.cmd in ("prepare", "config", "build"):
             return _stage_cmd(args, opts)

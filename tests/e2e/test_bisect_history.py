@@ -7,10 +7,12 @@ found it."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
-from conftest import PROJECT, git, run_cli, user_tree
+from conftest import ISOLHARNESS, PROJECT, git, qemu_processes, run_cli, user_tree
 
 CAP_CHECK = "\tif (!capable(CAP_SYS_ADMIN))\n\t\treturn -EPERM;\n\n"
 
@@ -42,10 +44,39 @@ def test_bisect_names_the_breaking_commit_and_leaves_the_tree_alone(tmp_path, re
     commit("kernel/sys.c", "/* e2e: harmless 1 */", "/* e2e: harmless 2 */", "sys: harmless comment 2")
     commit("kernel/sys.c", "/* e2e: harmless 2 */", "/* e2e: harmless 3 */", "sys: harmless comment 3")
     before = snapshot(user)
+    args = ["--ksrc", str(user), "--good", "series-top", "--bad", "HEAD", "--tries", "2",
+            "-k", "unprivileged", "--expect", "block-interf"]
 
-    run = run_cli(["bisect", "--ksrc", str(user), "--good", "series-top", "--bad", "HEAD", "--tries", "2",
-                   "-k", "unprivileged", "--expect", "block-interf"], results_root / "bisect")
+    # SIGTERM (a CI job cancelled) in the middle of a bisect step: the step's
+    # guest goes with it, and the same command afterwards resumes.
+    from harness.bisect import workdir
+    from harness.cache import cache_dir
+
+    work = workdir(cache_dir(), user.resolve(), git(user, "rev-parse", "series-top").strip(),
+                   git(user, "rev-parse", "HEAD").strip())
+    log = tmp_path / "bisect-term.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(ISOLHARNESS), "bisect", "--results", str(results_root / "bisect-term"), *args],
+                                cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 2400
+        while time.monotonic() < deadline and proc.poll() is None:
+            steps = (work / "steps.jsonl").read_text().splitlines() if (work / "steps.jsonl").is_file() else []
+            if len(steps) >= 2 and (work / "repo.git" / "BISECT_START").is_file() and qemu_processes():
+                break
+            time.sleep(1)
+        assert proc.poll() is None and qemu_processes(), log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 130, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(10)
+    assert not qemu_processes(), "a guest outlived the SIGTERMed bisect"
+
+    run = run_cli(["bisect", *args], results_root / "bisect")
     assert run.rc == 0, run.output
+    assert "bisect: resuming in" in run.output
     assert f"first bad commit: {breaking} cpu: let anyone write block_interf" in run.output
     result = json.loads((run.results / "bisect.json").read_text())
     assert result["first_bad"] == breaking

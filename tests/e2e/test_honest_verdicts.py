@@ -73,13 +73,15 @@ def test_bad_arguments_rotate_nothing_and_previous_is_never_deleted(tmp_path):
 
 def test_a_sigkilled_harness_leaves_no_qemu(tmp_path, default_run):
     assert not qemu_processes()
-    proc = subprocess.Popen([str(ISOLHARNESS), "exec", "--results", str(tmp_path / "r"), "--timeout", "600", "--",
-                             "sleep", "600"], cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "harness.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(ISOLHARNESS), "exec", "--results", str(tmp_path / "r"), "--timeout", "600",
+                                 "--", "sleep", "600"], cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not qemu_processes():
+        while time.monotonic() < deadline and not qemu_processes() and proc.poll() is None:
             time.sleep(0.5)
-        assert qemu_processes(), "the guest never started"
+        assert qemu_processes(), f"the guest never started: {log.read_text()}"
         time.sleep(2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -102,6 +104,7 @@ def test_no_space_during_the_build_is_the_environments_fault(tmp_path, default_r
     bdir = next((cache_dir() / "build").glob(f"tar-*-{series}")) / "base+isolation"
     target = bdir / "kernel" / "time"
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(target)], check=True)
+    (bdir / ".isolharness-build-stamp").unlink(missing_ok=True)  # make must run
     try:
         run = run_cli(["build"], tmp_path / "r")
     finally:
