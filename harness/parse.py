@@ -12,10 +12,10 @@ from .console import scan
 from .errors import HarnessError
 from .guest_verdict import judge_guest
 from .identity import console_banners, parse_banner
-from .junit import build_junit, write_junit
 from .outcome import PASSED, StageResult
 from .results import rotate
-from .summary import Summary, render, summarize, write_json
+from .report import report
+from .summary import Summary
 
 
 def parse_logs(console: Path, guest_junit: Path | None, status: int | None, results: Path,
@@ -34,7 +34,7 @@ def parse_logs(console: Path, guest_junit: Path | None, status: int | None, resu
     banners = console_banners(text)
     if banners:
         props.update(parse_banner(banners[0]).properties("kernel"))
-    report = False
+    trusted = False
     if guest_junit is not None:
         if status is None:
             from .guest_verdict import count_cases
@@ -43,11 +43,6 @@ def parse_logs(console: Path, guest_junit: Path | None, status: int | None, resu
                 status = 1 if count_cases(guest_junit).failing else 0
             except Exception:
                 status = 0  # the guest stage says the file cannot be read
-        guest, report = judge_guest(status, guest_junit, output, None)
+        guest, trusted = judge_guest(status, guest_junit, output, None)
         stages.append(guest)
-    xml = build_junit(stages, scan(text), True, props, guest_junit if report else None)
-    write_junit(xml, results / "junit.xml")
-    summary = summarize(xml)
-    write_json(summary, results / "summary.json")
-    print(render(summary, results), flush=True)
-    return summary
+    return report(results, stages, (), scan(text), True, props, guest_junit if trusted else None)

@@ -23,14 +23,14 @@ from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_prog
 from .guest_verdict import STAGE as GUEST_STAGE
 from .guest_verdict import judge_guest
 from .identity import KernelIdentity, console_banners, parse_banner
-from .junit import build_junit, write_junit
 from .kconfig import KernelConfig, configure
 from .outcome import ERROR, FAILED, MISSED, PASSED, SKIPPED, StageResult
 from .profile import Profile
 from .series import Series, resolve_series, series_set_key
 from .results import rotate
 from .source import DEFAULT_TARBALL, SourceRepo, check_ksrc, check_tarball, prepare_ksrc, prepare_tarball
-from .summary import Summary, render, summarize, write_json
+from .report import report
+from .summary import Summary
 from .vm import COMMAND_LINE_SIZE, START_MARKER, VNG_NO_STATUS, VmResult, VmSpec, cut_command_line, run_vm
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -345,20 +345,13 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
         print("\nisolharness: interrupted; the cache stays usable, run again to resume", flush=True)
     finally:
         hold.close()
-    done = {s.name for s in stages}
-    for name in ALL_STAGES + ((GUEST_STAGE,) if argv is None else ()):
-        if name not in done:
-            stages.append(StageResult(name, SKIPPED, 0.0, "not reached"))
     # The console and the guest results of a kernel other than the one
     # built say nothing about it: left out, the boot stage says why. Guest
     # testcases count only when the guest stage found them trustworthy.
     trusted = boot if boot is not None and not boot.untrusted() else None
-    xml = build_junit(stages, trusted.splats if trusted else [], trusted is not None, props,
-                      trusted.guest_junit if trusted and report_cases else None)
-    write_junit(xml, opts.results / "junit.xml")
-    summary = summarize(xml)
-    write_json(summary, opts.results / "summary.json")
-    print(render(summary, opts.results), flush=True)
+    summary = report(opts.results, stages, ALL_STAGES + ((GUEST_STAGE,) if argv is None else ()),
+                     trusted.splats if trusted else [], trusted is not None, props,
+                     trusted.guest_junit if trusted and report_cases else None)
     if interrupted:
         raise KeyboardInterrupt
     guest_status = trusted.vm.returncode if trusted and trusted.vm.reached_command else None

@@ -33,10 +33,10 @@ from .guest import GUEST_JUNIT, GuestSuite, pytest_command
 from .guest_verdict import STAGE as GUEST_STAGE
 from .guest_verdict import judge_guest
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
-from .junit import build_junit, write_junit
-from .outcome import FAILED, MISSED, PASSED, SKIPPED, StageResult
+from .outcome import FAILED, MISSED, PASSED, StageResult
 from .results import rotate
-from .summary import Summary, render, summarize, write_json
+from .report import report
+from .summary import Summary
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Pure-Python packages the suite imports on the target, shipped from here.
@@ -342,10 +342,10 @@ def run_remote(opts: RemoteOptions) -> Summary:
                                       f"{log_before.strip()[:500]}\nhint: run as root on the target, or set "
                                       f"kernel.dmesg_restrict=0"))
         if res.status == PASSED:
-            guest, report = judge_guest(status, guest_xml, opts.results / "guest-output.log", opts.select,
-                                        time.monotonic() - start)
+            guest, trusted = judge_guest(status, guest_xml, opts.results / "guest-output.log", opts.select,
+                                         time.monotonic() - start)
             stages.append(guest)
-            if not report:
+            if not trusted:
                 guest_xml = None
     except HarnessError as exc:
         stages.append(StageResult(current, exc.status, time.monotonic() - start, exc.message, exc.render()))
@@ -360,12 +360,5 @@ def run_remote(opts: RemoteOptions) -> Summary:
                 except Exception:  # the connection may be what failed
                     print(f"remote: could not remove {remote_dir} on the target", flush=True)
             client.close()
-    for name in ("connect", "upload", "remote", GUEST_STAGE):
-        if name not in {s.name for s in stages}:
-            stages.append(StageResult(name, SKIPPED, 0.0, "not reached"))
-    xml = build_junit(stages, splats, scanned, props, guest_xml)
-    write_junit(xml, opts.results / "junit.xml")
-    summary = summarize(xml)
-    write_json(summary, opts.results / "summary.json")
-    print(render(summary, opts.results), flush=True)
-    return summary
+    return report(opts.results, stages, ("connect", "upload", "remote", GUEST_STAGE), splats, scanned, props,
+                  guest_xml)
