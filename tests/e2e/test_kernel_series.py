@@ -87,3 +87,28 @@ def test_guest_programs_were_built_on_the_host(default_run, unpatched_run):
     assert outcome(default_run) is True
     assert outcome(unpatched_run) is False
     assert "guest program task-isolation-uapi: built" in default_run.output
+
+
+# Symbols added to the kernel after v6.12, which Debian's 6.12 trees may carry
+# as backports: a series that uses one builds here and not on upstream
+# v6.12 (INTERFACE.md: use nothing newer than v6.12). Each with the release
+# that added it; extend the list when a backport bites.
+AFTER_V6_12 = {
+    "system_percpu_wq": "v6.17", "system_dfl_wq": "v6.17", "WQ_PERCPU": "v6.17",
+    "hrtimer_setup": "v6.13", "secs_to_jiffies": "v6.13",
+}
+
+
+@pytest.mark.parametrize("series", SERIES, ids=IDS)
+def test_series_uses_nothing_newer_than_v6_12(series):
+    import re
+
+    directory = PROJECT / "patches" / series.name
+    found = []
+    for patch in sorted(directory.glob("*.patch")):
+        for n, line in enumerate(patch.read_text().splitlines(), 1):
+            if line.startswith("+") and not line.startswith("+++"):
+                for symbol, release in AFTER_V6_12.items():
+                    if re.search(rf"\b{re.escape(symbol)}\b", line):
+                        found.append(f"{patch.name}:{n}: {symbol} (added in {release}): {line[1:].strip()}")
+    assert not found, "\n".join(found)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import mmap
 import os
 import re
 import struct
+import subprocess
 import threading
 import time
 import traceback
@@ -27,6 +29,8 @@ from pathlib import Path
 import pytest
 
 from child import in_child
+from kstat import vmstat
+from tracing import Trace
 
 SERIES = "block-interf"
 MASK = Path("/sys/devices/system/cpu/block_interf")
@@ -34,7 +38,6 @@ CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0")
 CLOCKEVENTS = Path("/sys/devices/system/clockevents")
 MTRR = Path("/proc/mtrr")
 STAT_REFRESH = Path("/proc/sys/vm/stat_refresh")
-TRACING = Path("/sys/kernel/tracing")
 
 # A variable MTRR range above the guest's RAM and clear of the PCI hole's
 # uncachable range, so adding it changes nothing the guest uses.
@@ -97,6 +100,10 @@ def perf_open(cpu: int, group_fd: int = -1) -> tuple[int, int]:
     return (fd, 0) if fd >= 0 else (-1, ctypes.get_errno())
 
 
+def dmesg() -> list[str]:
+    return subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout.splitlines()
+
+
 def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
@@ -145,35 +152,6 @@ def mtrr_reg(table: str, base: int) -> int | None:
         if m and int(m.group(2), 16) == base:
             return int(m.group(1))
     return None
-
-
-class Trace:
-    """One tracefs event, enabled for the duration of a `with` block; the
-    lines it recorded are in .lines afterwards."""
-
-    def __init__(self, event: str):
-        self.dir = TRACING / "events" / event
-        self.lines: list[str] = []
-
-    def __enter__(self) -> Trace:
-        if not (TRACING / "trace").exists():
-            os.makedirs(TRACING, exist_ok=True)
-            if os.system(f"mount -t tracefs nodev {TRACING}") != 0:
-                pytest.fail(f"cannot mount tracefs on {TRACING}")
-        if not self.dir.is_dir():
-            pytest.fail(f"tracepoint {self.dir.relative_to(TRACING / 'events')} missing (CONFIG_FTRACE off?)")
-        (TRACING / "tracing_on").write_text("1\n")
-        (TRACING / "trace").write_text("")
-        (self.dir / "enable").write_text("1\n")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        (self.dir / "enable").write_text("0\n")
-        self.lines = [line for line in (TRACING / "trace").read_text().splitlines() if not line.startswith("#")]
-        (TRACING / "trace").write_text("")
-
-    def count(self, pattern: str) -> int:
-        return sum(1 for line in self.lines if re.search(pattern, line))
 
 
 # ---------------------------------------------------------------- fixtures
@@ -358,6 +336,42 @@ def test_perf_burst_sends_no_ipi_to_the_blocked_cpu(cpus):
     assert cal1[blocked] - cal0[blocked] <= 2, (cal0, cal1)
 
 
+PERF_COUNT_SW_DUMMY = 9
+ATTR_CONTEXT_SWITCH = 1 << 26     # struct perf_event_attr, the flags word at offset 40
+
+
+def context_switch_attr() -> ctypes.Array:
+    """A dummy software event with context_switch=1: allocating one accounts
+    it, which can enable the perf_sched_events static key (text patching,
+    an IPI to every CPU); freeing it undoes that a second later."""
+    buf = ctypes.create_string_buffer(64)
+    struct.pack_into("IIQ", buf, 0, PERF_TYPE_SOFTWARE, 64, PERF_COUNT_SW_DUMMY)
+    struct.pack_into("Q", buf, 40, ATTR_CONTEXT_SWITCH)
+    return buf
+
+
+def test_a_refused_perf_open_allocates_no_event(cpus):
+    """The refusal comes before the event is allocated (INTERFACE.md: "not
+    even the event's allocation"), since allocating and freeing it may
+    interrupt every CPU: no perf_event_alloc() allocation is traced for a
+    refused open, where an allowed one shows one."""
+    blocked, _ = cpus
+
+    def traced_open() -> tuple[int, int]:
+        with Trace("kmem/kmem_cache_alloc", "call_site.function == perf_event_alloc") as trace:
+            fd = libc.syscall(SYS_perf_event_open, context_switch_attr(), -1, blocked, -1, 0)
+            err = ctypes.get_errno()
+            if fd >= 0:
+                os.close(fd)
+        return (0 if fd >= 0 else err), len(trace.lines)
+
+    assert traced_open() == (0, 1), "an allowed open must show its allocation, or the trace sees nothing"
+    set_mask(f"{blocked}")
+    err, allocations = traced_open()
+    assert err == errno.EPERM
+    assert allocations == 0, "the refused open allocated an event before refusing"
+
+
 # ---------------------------------------------------------------- clocksource
 
 def test_clocksource_switch_is_eperm_and_keeps_the_clocksource(cpus, clocksources):
@@ -381,6 +395,21 @@ def test_clocksource_switch_succeeds_with_the_mask_cleared(cpus, clocksources):
     assert (CLOCKSOURCE / "current_clocksource").read_text().strip() == other
     assert write(CLOCKSOURCE / "current_clocksource", current + "\n") == 0
     assert (CLOCKSOURCE / "current_clocksource").read_text().strip() == current
+
+
+def test_a_deferred_clocksource_override_is_eperm_too(cpus, clocksources):
+    """jiffies is never valid for high resolution: in one-shot mode an
+    override naming it is accepted and deferred, and the watchdog would
+    switch to it later with a plain stop_machine(). While a CPU is blocked
+    the write is refused instead, and nothing is left pending."""
+    blocked, _ = cpus
+    current, _ = clocksources
+    set_mask(f"{blocked}")
+    assert write(CLOCKSOURCE / "current_clocksource", "jiffies\n") == errno.EPERM
+    assert (CLOCKSOURCE / "current_clocksource").read_text().strip() == current
+    set_mask("")
+    assert write(CLOCKSOURCE / "current_clocksource", "jiffies\n") == 0   # deferred, as on a stock kernel
+    assert write(CLOCKSOURCE / "current_clocksource", current + "\n") == 0
 
 
 # ---------------------------------------------------------------- clockevents
@@ -415,6 +444,22 @@ def test_clockevent_unbind_on_blocked_cpu_is_eperm_before_any_ipi(cpus):
     reached = sum(1 for err in allowed if err in (0, errno.EBUSY))
     assert reached >= 1, allowed
     assert trace.count(rf"csd_queue_cpu: cpu={cpu} .*func=__clockevents_unbind") == reached, allowed
+
+
+@pytest.mark.parametrize("name", ["current", "nosuchdevice", "x" * 40])
+def test_clockevent_unbind_of_a_blocked_cpu_is_eperm_whatever_the_name(cpus, name):
+    """CPU N's unbind_device refuses every write while N is blocked, before
+    the name is parsed or looked up: the per-CPU devices share one name, and
+    the lookup must not decide between EPERM, EBUSY and ENODEV."""
+    cpu = min(cpus)              # not the highest: its name finds another CPU's device first
+    dev = CLOCKEVENTS / f"clockevent{cpu}"
+    text = dev.joinpath("current_device").read_text().strip() if name == "current" else name
+    set_mask(f"{cpu}")
+    with Trace("csd/csd_queue_cpu") as trace:
+        assert write(dev / "unbind_device", text + "\n") == errno.EPERM
+    assert trace.count(rf"csd_queue_cpu: cpu={cpu} .*func=__clockevents_unbind") == 0
+    set_mask("")
+    assert write(dev / "unbind_device", text + "\n") != errno.EPERM
 
 
 # ---------------------------------------------------------------- MTRR
@@ -499,6 +544,105 @@ def test_stat_refresh_queues_work_on_every_cpu_with_the_mask_cleared(cpus):
     assert work == {blocked: 1, free: 1}, work
 
 
+def test_a_mask_write_never_waits_for_a_stuck_stat_refresh(cpus):
+    """stat_refresh waits for its work on every CPU it queued to; a CPU whose
+    kworker cannot run (a SCHED_FIFO hog) holds it there. A write of the mask
+    must still complete at once: the read side covers the queueing, not the
+    wait."""
+    blocked, free = cpus
+    runtime = Path("/proc/sys/kernel/sched_rt_runtime_us")
+    # Linux 6.12's fair server would still give the kworker 50 ms a second.
+    fair = Path(f"/sys/kernel/debug/sched/fair_server/cpu{free}/runtime")
+    saved, saved_fair = runtime.read_text(), fair.read_text()
+    hog_seconds = 4.0
+    runtime.write_text("-1\n")
+    # The fair server is stopped only while it runs (6.12 warns about a
+    # bandwidth underflow when an idle one is stopped): a fair task keeps it
+    # running across the write, and starves with the kworker after.
+    fair_task = os.fork()
+    if fair_task == 0:
+        os.sched_setaffinity(0, {free})
+        while True:
+            pass
+    time.sleep(0.3)
+    fair.write_text("0\n")
+    r, w = os.pipe()
+    hog = os.fork()
+    if hog == 0:
+        os.sched_setaffinity(0, {free})
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+        os.write(w, b"x")
+        end = time.monotonic() + hog_seconds
+        while time.monotonic() < end:
+            pass
+        os._exit(0)
+    try:
+        os.read(r, 1)
+        time.sleep(0.2)
+        refresh = threading.Thread(target=lambda: write(STAT_REFRESH, "1\n"))
+        refresh.start()
+        time.sleep(0.5)
+        stuck = refresh.is_alive()
+        start = time.monotonic()
+        set_mask(f"{blocked}")
+        took = time.monotonic() - start
+        refresh.join(timeout=30)
+    finally:
+        os.waitpid(hog, 0)
+        os.kill(fair_task, 9)
+        os.waitpid(fair_task, 0)
+        fair.write_text(saved_fair)
+        runtime.write_text(saved)
+        os.close(r)
+        os.close(w)
+    assert stuck, "stat_refresh did not wait for the hogged CPU: the test shows nothing"
+    assert took < 1.0, f"the mask write waited {took:.1f}s for stat_refresh's work"
+
+
+def test_a_partial_stat_refresh_raises_no_negative_counter_warning(cpus):
+    """A blocked CPU keeps its differentials through stat_refresh, so a
+    counter whose increments sit there and decrements elsewhere can total
+    below zero: routine, not the imbalance vmstat_refresh's warning reports."""
+    blocked, _ = cpus
+    os.sched_setaffinity(0, {0})
+    Path("/proc/sys/vm/stat_refresh").write_text("1")
+    pages = vmstat("nr_mlock") + 4       # enough to take the total below zero
+    buf = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    done = threading.Event()
+    locked = threading.Event()
+
+    def on_blocked_cpu():
+        os.sched_setaffinity(0, {blocked})
+        assert libc.mlock(ctypes.c_void_p(addr), pages * mmap.PAGESIZE) == 0
+        locked.set()
+        while not done.is_set():     # busy: an idle CPU would fold its counters
+            pass
+
+    t = threading.Thread(target=on_blocked_cpu)
+    t.start()
+    try:
+        assert locked.wait(10)
+        set_mask(f"{blocked}")
+        assert libc.munlock(ctypes.c_void_p(addr), pages * mmap.PAGESIZE) == 0
+        # The munlocks wait in this CPU's mlock batch; mlock2(MLOCK_ONFAULT)
+        # of an untouched page drains it (mlock_fixup() -> lru_add_drain())
+        # and locks nothing.
+        probe = mmap.mmap(-1, mmap.PAGESIZE)
+        paddr = ctypes.addressof(ctypes.c_char.from_buffer(probe))
+        assert libc.mlock2(ctypes.c_void_p(paddr), mmap.PAGESIZE, 1) == 0
+        assert libc.munlock(ctypes.c_void_p(paddr), mmap.PAGESIZE) == 0
+        mark = len(dmesg())
+        assert write(STAT_REFRESH, "1\n") == 0
+        new = dmesg()[mark:]
+    finally:
+        done.set()
+        t.join()
+        set_mask("")
+        del buf
+    assert not [line for line in new if "vmstat_refresh" in line], new
+
+
 # ---------------------------------------------------------------- concurrency
 
 def test_writer_racing_readers_gives_success_or_eperm_only(cpus):
@@ -558,3 +702,14 @@ def test_writer_racing_readers_gives_success_or_eperm_only(cpus):
     fd, err = perf_open(blocked)
     assert err == 0, os.strerror(err)
     os.close(fd)
+
+
+# ---------------------------------------------------------------- API
+
+def test_only_the_variants_a_converted_path_uses_exist(cpus):
+    """No _fail variant without a caller: the ones no converted path uses are
+    not in the kernel."""
+    names = {line.split()[2] for line in Path("/proc/kallsyms").read_text().splitlines() if "_fail" in line}
+    unused = {"smp_call_function_many_fail", "stop_machine_cpuslocked_fail", "smp_call_function_single_fail"}
+    assert not unused & names, sorted(unused & names)
+    assert {"queue_work_on_fail", "stop_machine_fail"} <= names

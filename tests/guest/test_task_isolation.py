@@ -17,11 +17,14 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from child import in_child
+from kstat import vmstat
+from tracing import Trace
 from programs import TASK_ISOLATION_UAPI, USERLOOP_DIR, USERLOOP_SOURCES, HeaderMissing, constants, obtain, \
     userloop_sample
 
@@ -398,14 +401,6 @@ def isolated_cpu() -> int:
     return max(int(x) for x in re.split(r"[-,]", text))
 
 
-def vmstat(name: str) -> int:
-    for line in Path("/proc/vmstat").read_text().splitlines():
-        key, value = line.split()
-        if key == name:
-            return int(value)
-    raise KeyError(name)
-
-
 def stat_threshold(cpu: int) -> int:
     """The smallest per-CPU "vm stats threshold" of the CPU in /proc/zoneinfo."""
     thresholds, current = [], None
@@ -537,3 +532,133 @@ def test_sample_builds_against_installed_headers_and_runs(c, headers):
     assert "task isolation loop done: 1000000 iterations" in run.stdout
     bad = subprocess.run([str(built.exe), "nonsense"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "usage:" in bad.stderr
+
+
+# ------------------------------------------------ the fold comes last
+
+libc.memfd_create.argtypes = [ctypes.c_char_p, ctypes.c_uint]
+
+
+def _deferred_fput_drop(c, cpu: int, n: int) -> tuple[int, int, int]:
+    """An active task on ``cpu`` frees n shmem pages on its way back to user
+    space: munmap() of the last mapping of a closed memfd defers the final
+    fput() to task_work, which runs after the system call's own exit work.
+    The task then spins without a system call while this process, on a
+    housekeeping CPU, reads the global nr_shmem. Returns (drop seen while it
+    spins, drop seen after its next system call, pages it freed)."""
+    os.sched_setaffinity(0, {0})
+    flag = mmap.mmap(-1, PAGE)          # shared with the child below
+
+    def wait_for(value: int) -> None:
+        while flag[0] != value:
+            pass
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.sched_setaffinity(0, {cpu})
+            configure_and_activate(c)
+            fd = libc.memfd_create(b"isolharness", 0)
+            assert fd >= 0
+            os.write(fd, b"x" * (n * PAGE))          # +n, folded on this write's return
+            flag[0] = 1
+            wait_for(2)
+            addr = libc.mmap(None, n * PAGE, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            assert addr not in (None, ctypes.c_void_p(-1).value)
+            os.close(fd)                             # the mapping keeps the file
+            libc.munmap(addr, n * PAGE)              # last reference: fput() deferred to task_work
+            flag[0] = 3
+            wait_for(4)                              # no system call until the reading is done
+            os.getppid()
+            flag[0] = 5
+        finally:
+            os._exit(0)
+    wait_for(1)
+    Path("/proc/sys/vm/stat_refresh").write_text("1")   # leave no differential elsewhere
+    base = vmstat("nr_shmem")
+    flag[0] = 2
+    wait_for(3)
+    time.sleep(0.3)
+    spinning = base - vmstat("nr_shmem")
+    flag[0] = 4
+    wait_for(5)
+    after = base - vmstat("nr_shmem")
+    os.waitpid(pid, 0)
+    return spinning, after, n
+
+
+def test_the_fold_runs_after_task_work_on_the_way_back(c):
+    """The fold is the last thing before user space (INTERFACE.md): the pages
+    a deferred fput() frees after the system call's exit work must be in the
+    global counters while the task spins in user space, not only after its
+    next system call."""
+    cpu = isolated_cpu()
+    n = _pages_to_use(cpu)
+    spinning, after, freed = in_child(_deferred_fput_drop, c, cpu, n)
+    assert after == freed, f"the {freed} freed pages never reached nr_shmem ({after}): the test measured nothing"
+    assert spinning == freed, (f"while the active task spun in user space nr_shmem had dropped by {spinning}, "
+                               f"not {freed}: the fold ran before task_work")
+
+
+# ------------------------------------------------ masks fit prctl's int
+
+def test_masks_fit_in_prctls_non_negative_int(c):
+    """Masks come back as prctl()'s int return value: the ABI only ever uses
+    bits 0-30 for them, and bit 31 and above are refused, changing nothing."""
+    for name, value in c.items():
+        if name.startswith("ISOL_F_"):
+            assert 0 < value < 1 << 31, f"{name} = {value:#x} cannot be returned through prctl's int"
+
+    def run():
+        configure_and_activate(c)
+        got = [prctl(c["PR_ISOL_FEAT"], 0), prctl(c["PR_ISOL_FEAT"], c["ISOL_F_QUIESCE"]),
+               prctl(c["PR_ISOL_GET"], 0), prctl(c["PR_ISOL_GET"], c["ISOL_F_QUIESCE"]), prctl(c["PR_ISOL_CTRL_GET"])]
+        before = state(c)
+        errs = [prctl_errno(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], 1 << 31),
+                prctl_errno(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], 1 << 63),
+                prctl_errno(c["PR_ISOL_CTRL_SET"], c["ISOL_F_QUIESCE"] | 1 << 31)]
+        return got, errs, before, state(c)
+    got, errs, before, after = in_child(run)
+    assert all(0 < v < 1 << 31 for v in got), got
+    assert errs == [errno.EINVAL] * 3 and before == after
+
+
+# ------------------------------------------------ kernel-created workers
+
+SYS_io_uring_setup = 425
+IORING_SETUP_SQPOLL = 1 << 1
+
+
+def _isolation_allocations(c, make) -> int:
+    """task_isol_fork() allocations while ``make`` creates a task of this
+    one, set to pass on its configuration and activation."""
+    configure_and_activate(c)
+    set_inherit(c, c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+    with Trace("kmem/kmalloc", "call_site.function == task_isol_fork") as trace:
+        made = make()
+    if made is not None:
+        os.close(made)
+    return len(trace.lines)
+
+
+def _sqpoll_ring() -> int:
+    params = ctypes.create_string_buffer(120)          # struct io_uring_params
+    ctypes.memmove(ctypes.byref(params, 8), ctypes.byref(ctypes.c_uint32(IORING_SETUP_SQPOLL)), 4)
+    fd = libc.syscall(SYS_io_uring_setup, 8, params)
+    assert fd >= 0, f"io_uring_setup(SQPOLL): {os.strerror(ctypes.get_errno())}"
+    return fd
+
+
+def _thread() -> None:
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+
+
+def test_kernel_created_user_workers_inherit_nothing(c):
+    """io_uring's SQPOLL thread (a PF_IO_WORKER) never returns to user space
+    and cannot clear what it got: it must not inherit isolation state, where
+    a thread of the same task does."""
+    libc.syscall.restype = ctypes.c_long
+    assert in_child(_isolation_allocations, c, _thread) == 1, "the measurement does not see a thread inherit"
+    assert in_child(_isolation_allocations, c, _sqpoll_ring) == 0, "the io_uring SQPOLL worker inherited"

@@ -1,0 +1,46 @@
+"""tracefs events for the guest tests: enabled around a block of code,
+their lines read afterwards."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+TRACING = Path("/sys/kernel/tracing")
+
+
+class Trace:
+    """One tracefs event, enabled for the duration of a `with` block; the
+    lines it recorded are in .lines afterwards."""
+
+    def __init__(self, event: str, filter: str = ""):
+        self.dir = TRACING / "events" / event
+        self.filter = filter
+        self.lines: list[str] = []
+
+    def __enter__(self) -> Trace:
+        if not (TRACING / "trace").exists():
+            os.makedirs(TRACING, exist_ok=True)
+            if os.system(f"mount -t tracefs nodev {TRACING}") != 0:
+                pytest.fail(f"cannot mount tracefs on {TRACING}")
+        if not self.dir.is_dir():
+            pytest.fail(f"tracepoint {self.dir.relative_to(TRACING / 'events')} missing (CONFIG_FTRACE off?)")
+        (TRACING / "tracing_on").write_text("1\n")
+        (TRACING / "trace").write_text("")
+        if self.filter:
+            (self.dir / "filter").write_text(self.filter + "\n")
+        (self.dir / "enable").write_text("1\n")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        (self.dir / "enable").write_text("0\n")
+        if self.filter:
+            (self.dir / "filter").write_text("0\n")
+        self.lines = [line for line in (TRACING / "trace").read_text().splitlines() if not line.startswith("#")]
+        (TRACING / "trace").write_text("")
+
+    def count(self, pattern: str) -> int:
+        return sum(1 for line in self.lines if re.search(pattern, line))
