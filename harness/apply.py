@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,17 @@ def _git_dir(tree: Path) -> Path:
 
 def ensure_worktree(src: SourceRepo, cache: Path, key: str) -> Path:
     tree = cache / "trees" / key
-    if (tree / ".git").exists() and g.git_ok(tree, "rev-parse", "HEAD"):
-        return tree
+    if (tree / ".git").exists():
+        if g.git_ok(tree, "rev-parse", "--verify", "--quiet", "HEAD^{commit}"):
+            return tree
+        if g.git_ok(tree, "rev-parse", "--git-dir"):
+            # HEAD names a commit the source repository no longer has (a
+            # --ksrc tree whose history was rewritten): start from the base.
+            g.git(tree, "update-ref", "--no-deref", "HEAD", src.base_commit)
+            return tree
     g.git(src.repo, "worktree", "prune")
+    if tree.exists():
+        shutil.rmtree(tree)  # a worktree of ours that git no longer knows
     tree.parent.mkdir(parents=True, exist_ok=True)
     print(f"isolharness: creating worktree {tree}", flush=True)
     g.git(src.repo, "worktree", "add", "-f", "--detach", str(tree), src.base_commit)

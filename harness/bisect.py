@@ -129,7 +129,7 @@ def run_step(work: Path, commit: str | None = None) -> tuple[int, list[Step]]:
         verdict, reason = classify(summary.exit_status, failed)
         if verdict == GOOD and attempt > 1:
             reason = f"passed on try {attempt} after {attempt - 1} failure(s): flaky, counted good"
-        steps.append(Step(commit, subject, attempt, {GOOD: "good", BAD: "bad", SKIP: "skip"}[verdict], reason,
+        steps.append(Step(commit, subject, attempt, _NAMES[verdict], reason,
                           round(time.monotonic() - start, 1), {s.name: round(s.time, 1) for s in summary.stages},
                           str(opts.results)))
         _log(work, steps[-1])

@@ -165,6 +165,14 @@ def check_ksrc(ksrc: Path, rev: str = "HEAD") -> tuple[Path, str]:
     return top, commit
 
 
+def _drop_broken_refs(clone: Path) -> None:
+    """Delete the clone's refs that point at objects it cannot reach."""
+    for line in g.git(clone, "for-each-ref", "--format=%(objectname) %(refname)").splitlines():
+        sha, _, ref = line.partition(" ")
+        if sha and not g.git_ok(clone, "cat-file", "-e", f"{sha}^{{commit}}"):
+            g.git(clone, "update-ref", "-d", ref)
+
+
 def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
     top, commit = check_ksrc(ksrc, rev)
     key = "ksrc-" + hashlib.sha256(str(top).encode()).hexdigest()[:12]
@@ -184,6 +192,9 @@ def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
             (tmp / COMPLETE_MARK).write_text(str(top) + "\n")
             os.rename(tmp, clone)
         # Bring in commits made since the clone; objects come via alternates.
+        # Refs whose objects the user's repository no longer has (its
+        # history was rewritten and pruned) would stop the fetch: they go.
+        _drop_broken_refs(clone)
         g.git(clone, "fetch", "-q", "--no-tags", str(top), f"+{commit}:refs/heads/{BASE_BRANCH}-{commit[:12]}")
         g.git(clone, "update-ref", f"refs/heads/{BASE_BRANCH}", commit)
     version = kernel_version(top)
