@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .console import scan
 from .errors import HarnessError
-from .guest_verdict import judge_guest
+from .guest_verdict import count_cases, judge_guest
 from .identity import console_banners, parse_banner
 from .outcome import PASSED, StageResult
 from .results import rotate
@@ -37,8 +37,6 @@ def parse_logs(console: Path, guest_junit: Path | None, status: int | None, resu
     trusted = False
     if guest_junit is not None:
         if status is None:
-            from .guest_verdict import count_cases
-
             try:
                 status = 1 if count_cases(guest_junit).failing else 0
             except Exception:

@@ -96,12 +96,9 @@ class BootOutcome:
 
     def untrusted(self) -> str:
         """Why nothing this boot showed is a verdict on the kernel built, or ""."""
-        if self.mismatch():
-            return self.mismatch()
-        if self.cmdline_cut:
-            return (f"the kernel command line filled COMMAND_LINE_SIZE ({COMMAND_LINE_SIZE}) and was cut: "
-                    f"nothing the guest did counts")
-        return ""
+        cut = (f"the kernel command line filled COMMAND_LINE_SIZE ({COMMAND_LINE_SIZE}) and was cut: "
+               f"nothing the guest did counts")
+        return self.mismatch() or (cut if self.cmdline_cut else "")
 
 
 # ---------------------------------------------------------------- stages
