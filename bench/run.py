@@ -141,7 +141,7 @@ def options_y(config: Path) -> int:
 def cold_bzimage(tree: Path, config: Path, root: Path, env: dict[str, str]) -> float:
     """Seconds for `make bzImage` of ``config`` from an empty O= directory
     with an empty ccache, with the harness's own ccache settings."""
-    from harness.build import ccache_env
+    from harness.ccache import ccache_env
 
     out = root / "build"
     shutil.rmtree(root, ignore_errors=True)

@@ -19,8 +19,13 @@ from .errors import HarnessError
 from .files import atomic_write
 
 ACCELS = ("auto", "kvm", "tcg")
-# A working KVM guest reaches its command in a few seconds; TCG needs ~10 s.
+# A working KVM guest reaches its command in a few seconds, printing all the
+# way (the kernel log, then virtme-ng's init); TCG needs ~10 s. A hung KVM
+# guest stops printing after the decompressor's "Booting the kernel": the
+# probe ends after PROBE_STALL seconds of silence, not at the deadline.
+# Mistaking a slow KVM for a hung one costs speed (TCG), never a verdict.
 PROBE_DEADLINE = 30.0
+PROBE_STALL = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,10 @@ def host_key() -> str:
 
 
 def decide(requested: str, device_ok: bool, cached: dict[str, object] | None, key: str,
-           probe: Callable[[], bool]) -> tuple[AccelChoice, dict[str, object] | None]:
-    """Pure decision; returns the choice and the cache record to store (or None)."""
+           probe: Callable[[], str]) -> tuple[AccelChoice, dict[str, object] | None]:
+    """Pure decision; returns the choice and the cache record to store (or
+    None). ``probe`` boots a KVM guest and says what went wrong ("" if
+    nothing)."""
     if requested not in ACCELS:
         raise HarnessError(f"unknown accelerator {requested!r}", hint=f"use one of: {', '.join(ACCELS)}")
     if requested == "tcg":
@@ -62,14 +69,24 @@ def decide(requested: str, device_ok: bool, cached: dict[str, object] | None, ke
         return AccelChoice("tcg", "/dev/kvm missing or not accessible"), None
     if cached and cached.get("key") == key and cached.get("accel") in ("kvm", "tcg"):
         return AccelChoice(str(cached["accel"]), f"{cached.get('reason')} (cached probe)"), None
-    if probe():
+    failure = probe()
+    if not failure:
         choice = AccelChoice("kvm", "KVM probe boot reached the guest command")
     else:
-        choice = AccelChoice("tcg", f"KVM probe boot did not reach the guest command within {PROBE_DEADLINE:.0f}s")
+        choice = AccelChoice("tcg", f"KVM probe boot {failure}")
     return choice, {"key": key, **asdict(choice)}
 
 
-def choose(requested: str, cache: Path, probe: Callable[[], bool]) -> AccelChoice:
+def probe_failure(reached_command: bool, stalled: bool, duration: float) -> str:
+    """What a probe boot's end says about KVM ("" when it works)."""
+    if reached_command:
+        return ""
+    if stalled:
+        return f"printed nothing for {PROBE_STALL:.0f}s before the guest command (hung after {duration:.0f}s)"
+    return f"did not reach the guest command within {PROBE_DEADLINE:.0f}s"
+
+
+def choose(requested: str, cache: Path, probe: Callable[[], str]) -> AccelChoice:
     record_file = cache / "accel.json"
     try:
         cached = json.loads(record_file.read_text())

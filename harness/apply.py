@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import git as g
-from .cache import locked
+from .cache import locked, tree_path
 from .errors import ENVIRONMENT_HINT, EnvironmentFault, SeriesApplyError, environment_fault
 from .series import Series, series_set_digest, series_set_key
 from .source import SourceRepo
@@ -38,7 +38,7 @@ def _git_dir(tree: Path) -> Path:
 
 
 def ensure_worktree(src: SourceRepo, cache: Path, key: str) -> Path:
-    tree = cache / "trees" / key
+    tree = tree_path(cache, key)
     if (tree / ".git").exists():
         if g.git_ok(tree, "rev-parse", "--verify", "--quiet", "HEAD^{commit}"):
             return tree

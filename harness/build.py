@@ -9,9 +9,10 @@ import re
 import selectors
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .ccache import CcacheStats, Remote, ccache_env, probe_remote, read_stats
 from .children import Group
 from .errors import ENVIRONMENT_HINT, BuildError, EnvironmentFault, HarnessError, environment_fault
 from .files import atomic_write
@@ -39,6 +40,16 @@ class KernelBuild:
     objects: int          # objects compiled (CC lines) in this build
     identity: KernelIdentity = KernelIdentity()  # of the vmlinux that was linked
     banner: str = ""      # its exact "Linux version ..." line
+    ccache: CcacheStats | None = None  # None when make did not run
+    remote: Remote | None = None       # the remote storage asked for, probed
+
+    def properties(self) -> dict[str, str]:
+        props = {"build_dir": str(self.build_dir)}
+        if self.ccache is not None:
+            props.update(self.ccache.properties())
+        if self.remote is not None:
+            props["ccache_remote"] = self.remote.describe()
+        return props
 
 
 VMLINUX = Path("vmlinux")
@@ -56,28 +67,16 @@ def built_identity(build_dir: Path) -> tuple[KernelIdentity, str]:
                            hint="rebuild it: 'isolharness build'") from exc
 
 
-def finished(build_dir: Path, log: Path, duration: float, objects: int) -> KernelBuild:
+def finished(build_dir: Path, log: Path, duration: float, objects: int,
+             ccache: CcacheStats | None = None) -> KernelBuild:
     identity, banner = built_identity(build_dir)
-    return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, duration, objects, identity, banner)
+    return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, duration, objects, identity, banner,
+                       ccache)
 
 
-def ccache_env(cache: Path) -> dict[str, str]:
-    return {
-        "CCACHE_DIR": str(cache / "ccache"),
-        # Paths under the cache are hashed relative to it, so worktrees of
-        # different series share hits.
-        "CCACHE_BASEDIR": str(cache),
-        "CCACHE_NOHASHDIR": "1",
-        # Depend mode: a miss compiles once instead of preprocessing first,
-        # which matters for cold builds; hits come from the -MMD dependency
-        # files Kbuild already asks gcc for.
-        "CCACHE_DEPEND": "1",
-        "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "5G"),
-        # Stable build stamps: identical inputs give identical objects.
-        "KBUILD_BUILD_TIMESTAMP": "isolharness",
-        "KBUILD_BUILD_USER": "isolharness",
-        "KBUILD_BUILD_HOST": "isolharness",
-    }
+def stats_log_of(log: Path) -> Path:
+    """Where ccache logs the calls of the build that writes ``log``."""
+    return log.with_name(f"{log.stem}-ccache.log")
 
 
 def extract_errors(log_lines: list[str], limit: int = 40) -> str:
@@ -145,13 +144,15 @@ def _make_cmd(srctree: Path, build_dir: Path, cache: Path, jobs: int, targets: l
 
 
 def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], log: Path,
-             progress: Progress, jobs: int | None = None) -> int:
+             progress: Progress, jobs: int | None = None, remote: Remote | None = None) -> int:
     """Run make, stream its output into ``log`` and the progress line; return
     the number of objects compiled. Raise BuildError with the error lines."""
     require_tool("ccache", "ccache")
     jobs = jobs or os.cpu_count() or 1
     env = dict(os.environ)
-    env.update(ccache_env(cache))
+    stats = stats_log_of(log)
+    stats.unlink(missing_ok=True)
+    env.update(ccache_env(cache, remote, stats))
     cmd = _make_cmd(srctree, build_dir, cache, jobs, targets)
     objects = 0
     tail: list[str] = []
@@ -221,7 +222,7 @@ def _newer_than(tree: Path, stamp_file: Path) -> bool:
 
 
 def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: int | None = None,
-                 stamp: str | None = None, trust_stamp: bool = False) -> KernelBuild:
+                 stamp: str | None = None, trust_stamp: bool = False, remote: str = "") -> KernelBuild:
     """make bzImage headers_install. ``stamp`` names what is built (tree
     commit and config); when ``trust_stamp`` (the tree was not touched since)
     and the last successful build recorded the same stamp for the image that
@@ -241,14 +242,19 @@ def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: i
         log.write_text(f"up to date: {stamp}\n")
         return finished(build_dir, log, 0.0, 0)
     stamp_file.unlink(missing_ok=True)
+    storage = probe_remote(remote)
+    if storage is not None and storage.problems:
+        print(f"build: remote ccache left out: {'; '.join(storage.problems)}", flush=True)
     start = time.monotonic()
     progress = Progress("build")
     progress.update(f"make bzImage headers_install in {build_dir}", force=True)
     # One make for both: a second invocation costs a no-change run seconds.
-    objects = run_make(srctree, build_dir, cache, ["bzImage", "headers_install"], log, progress, jobs)
+    objects = run_make(srctree, build_dir, cache, ["bzImage", "headers_install"], log, progress, jobs, storage)
     duration = time.monotonic() - start
     if stamp:
         stamp_file.write_text(f"{stamp} {_image_id(build_dir)}\n")
-    build = finished(build_dir, log, duration, objects)
+    build = replace(finished(build_dir, log, duration, objects, read_stats(stats_log_of(log))), remote=storage)
     progress.done(f"done, {objects} objects compiled, {build.identity.describe()}")
+    assert build.ccache is not None
+    print(f"build: ccache: {build.ccache.describe()}", flush=True)
     return build

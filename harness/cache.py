@@ -2,10 +2,11 @@
 
 Layout::
 
-    $CACHE/src/<sha256>/          git repository made from a source tarball
-    $CACHE/trees/<key>/           worktree (or clone) a series is applied in
-    $CACHE/build/<key>/<config>/  O= build directory
-    $CACHE/ccache/                compiler cache
+    $CACHE/src/<sha256>/               git repository made from a source tarball
+    $CACHE/src/git-<roots>/            clone of --ksrc trees of one history
+    $CACHE/work/<key>/src/             worktree a series set is applied in
+    $CACHE/work/<key>/build/<config>/  O= build directory of that worktree
+    $CACHE/ccache/                     compiler cache
     $CACHE/bin/isolharness-cc     the CC given to Kbuild (harness/build.py)
     $CACHE/locks/                 flock files
     $CACHE/accel.json             result of the accelerator probe
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import sys
 import time
@@ -29,6 +31,50 @@ ENV_VAR = "ISOLHARNESS_CACHE"
 # A cold run needs an unpacked tree (1.7 GB), a worktree per series set and
 # its build directory (about 1 GB with the lean config), plus ccache.
 MIN_FREE_BYTES = 6 * 1024**3
+
+
+# Every worktree and its build directories stand in the same relative
+# position: from any build directory the tree is ../../src. ccache rewrites
+# the paths below its base directory (the cache) relative to the build
+# directory, so the compiler sees the same paths for every tree, and an
+# object compiled for one tree is a hit for every other tree (and for every
+# other machine's cache) with the same source and configuration.
+WORK = "work"
+TREE = "src"
+BUILDS = "build"
+# Where earlier versions kept worktrees and build directories (relative
+# paths that named the tree's key, so trees shared no ccache hits), and
+# their --ksrc clones, named after the tree's local path.
+OLD_LAYOUT = {
+    "trees": re.compile(r"^(tar|ksrc)-[0-9a-f]{12}-"),
+    "build": re.compile(r"^(tar|ksrc)-[0-9a-f]{12}-"),
+    "src": re.compile(r"^ksrc-[0-9a-f]{12}$"),
+}
+
+
+def tree_path(cache: Path, key: str) -> Path:
+    return cache / WORK / key / TREE
+
+
+def build_path(cache: Path, key: str, variant: str) -> Path:
+    return cache / WORK / key / BUILDS / variant
+
+
+def retire_old_layout(cache: Path) -> None:
+    """Remove worktrees and build directories of the earlier layout. Only
+    entries named as the harness named them go (a cache pointed at a
+    directory that also holds a user's own build/ loses nothing of it); git
+    forgets the worktrees at its next prune."""
+    for name, harness_made in OLD_LAYOUT.items():
+        old = cache / name
+        if not old.is_dir():
+            continue
+        for entry in old.iterdir():
+            if entry.is_dir() and not entry.is_symlink() and harness_made.match(entry.name):
+                print(f"isolharness: removing {entry} (cache layout of an earlier version)", flush=True)
+                shutil.rmtree(entry, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            old.rmdir()  # only when empty
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:

@@ -38,6 +38,10 @@ def _common(p: argparse.ArgumentParser, boot: bool = True) -> None:
     g.add_argument("--kconfig", action="append", metavar="FRAGMENT",
                    help="config fragments (names in kconfigs/ or paths), repeatable (default: base isolation)")
     g.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
+    g.add_argument("--ccache-remote", metavar="URL",
+                   help="ccache remote storage shared with other machines (ccache's remote_storage syntax: "
+                        "redis://HOST[:PORT], http://HOST/PATH, ...; default $ISOLHARNESS_CCACHE_REMOTE; "
+                        "'' for none)")
     g.add_argument("--results", type=Path, default=Path("results/latest"),
                    help="results directory (default results/latest; the previous run moves to results/previous)")
     if boot:
@@ -116,12 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("dir", type=Path, nargs="?", default=Path("results/latest"))
     d = sub.add_parser("doctor", help="list what is missing or broken, with the fix")
     d.add_argument("--cache")
+    d.add_argument("--ccache-remote", metavar="URL", help="remote ccache storage to check "
+                                                          "(default $ISOLHARNESS_CCACHE_REMOTE)")
     return parser
 
 
 def options(args: argparse.Namespace) -> pipeline.RunOptions:
     opts = pipeline.RunOptions(cache=args.cache, ksrc=args.ksrc, rev=args.rev, tarball=args.tarball,
-                               series=args.series, results=args.results, jobs=args.jobs)
+                               series=args.series, results=args.results, jobs=args.jobs,
+                               ccache_remote=args.ccache_remote)
     if args.kconfig:
         opts.fragments = args.kconfig
     if hasattr(args, "profile"):
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.cmd == "doctor":
-            checks = doctor.run_checks(args.cache)
+            checks = doctor.run_checks(args.cache, args.ccache_remote)
             print(doctor.render(checks))
             return EXIT_ERROR if any(not c.ok and c.fatal for c in checks) else EXIT_OK
         if args.cmd == "report":

@@ -20,7 +20,9 @@ TOOLS = [
 APT_PACKAGES = sorted({pkg for _, pkg in TOOLS}
                       | {"libelf-dev", "libssl-dev", "pahole", "python3-venv", "rsync", "kmod", "procps", DEFAULT_PACKAGE,
                          # the SSH target's tests run an OpenSSH server on the loopback address
-                         "openssh-server", "openssh-client"})
+                         "openssh-server", "openssh-client",
+                         # the remote ccache test runs a Redis server on the loopback address
+                         "redis-server"})
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,23 @@ def check_disk(cache: str | None) -> Check:
                  f"free at least {MIN_FREE_BYTES / 1024**3:.0f} GiB or set ISOLHARNESS_CACHE elsewhere")
 
 
-def run_checks(cache: str | None = None) -> list[Check]:
-    return [*check_tools(), check_libelf(), check_udev(), check_kvm(cache), check_vng(), check_source(), check_disk(cache)]
+def check_ccache_remote(flag: str | None = None) -> Check:
+    from .ccache import REMOTE_ENV, probe_remote, remote_setting
+    from .errors import HarnessError
+
+    try:
+        remote = probe_remote(remote_setting(flag))
+    except HarnessError as exc:
+        return Check("ccache remote", False, exc.message, exc.hint)
+    if remote is None:
+        return Check("ccache remote", True, f"none (set {REMOTE_ENV} to share builds with other machines)")
+    return Check("ccache remote", not remote.problems, remote.describe(),
+                 "start the storage or fix the URL; builds leave an unreachable one out", fatal=False)
+
+
+def run_checks(cache: str | None = None, remote: str | None = None) -> list[Check]:
+    return [*check_tools(), check_libelf(), check_udev(), check_kvm(cache), check_vng(), check_source(),
+            check_disk(cache), check_ccache_remote(remote)]
 
 
 def render(checks: list[Check]) -> str:

@@ -16,7 +16,8 @@ from typing import Callable, NoReturn, TypeVar
 from . import accel as accel_mod
 from .apply import AppliedTree, apply_series
 from .build import IMAGE, KernelBuild, build_kernel, finished
-from .cache import cache_dir, check_free_space, no_space_hint
+from .cache import build_path, cache_dir, check_free_space, no_space_hint, retire_old_layout
+from .ccache import check_remote_setting, remote_setting
 from .console import Splat, scan
 from .errors import HarnessError, as_harness_error
 from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_programs, pytest_command, warm_bytecode
@@ -55,6 +56,7 @@ class RunOptions:
     expect: list[str] = field(default_factory=list)  # series the guest tests must find, beyond those applied
     results: Path = Path("results/latest")
     jobs: int | None = None
+    ccache_remote: str | None = None         # None: $ISOLHARNESS_CCACHE_REMOTE
     patches_dir: Path = PROJECT / "patches"
     kconfigs_dir: Path = PROJECT / "kconfigs"
 
@@ -108,6 +110,7 @@ def stage_prepare(opts: RunOptions, hold: contextlib.ExitStack | None = None) ->
     stack closes (apply_series)."""
     cache = cache_dir(opts.cache)
     check_free_space(cache)
+    retire_old_layout(cache)
     series = resolve_series(opts.patches_dir, opts.series, cache)
     try:
         if opts.ksrc is not None:
@@ -141,7 +144,7 @@ def fragment_paths(opts: RunOptions, series: tuple[Series, ...] = ()) -> list[Pa
 
 def build_dir(prep: Prepared, opts: RunOptions) -> Path:
     variant = "+".join(Path(f).stem for f in opts.fragments)
-    return prep.cache / "build" / prep.tree.key / variant
+    return build_path(prep.cache, prep.tree.key, variant)
 
 
 def stage_config(prep: Prepared, opts: RunOptions) -> KernelConfig:
@@ -151,7 +154,8 @@ def stage_config(prep: Prepared, opts: RunOptions) -> KernelConfig:
 def stage_build(prep: Prepared, kcfg: KernelConfig, opts: RunOptions) -> KernelBuild:
     return build_kernel(prep.tree.path, kcfg.build_dir, prep.cache, opts.results / "build.log", opts.jobs,
                         stamp=f"{prep.tree.head_commit}:{kcfg.config_hash}",
-                        trust_stamp=not prep.tree.changed and not kcfg.changed)
+                        trust_stamp=not prep.tree.changed and not kcfg.changed,
+                        remote=remote_setting(opts.ccache_remote))
 
 
 def existing_build(prep: Prepared, opts: RunOptions) -> KernelBuild:
@@ -162,12 +166,12 @@ def existing_build(prep: Prepared, opts: RunOptions) -> KernelBuild:
 
 
 def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelChoice:
-    def probe() -> bool:
+    def probe() -> str:
         print("boot: probing KVM with a short boot", flush=True)
         spec = VmSpec(image, Profile(name="probe", cpus=1, memory="512M", cmdline=""), "kvm", "true")
         res = run_vm(spec, opts.results / "kvm-probe-console.log", opts.results / "kvm-probe-output.log",
-                     accel_mod.PROBE_DEADLINE, stage="kvm-probe", quiet=True)
-        return res.reached_command and not res.timed_out
+                     accel_mod.PROBE_DEADLINE, stage="kvm-probe", quiet=True, stall=accel_mod.PROBE_STALL)
+        return accel_mod.probe_failure(res.reached_command, res.stalled, res.duration)
 
     return accel_mod.choose(opts.accel, cache, probe)
 
@@ -242,6 +246,7 @@ def validate(opts: RunOptions) -> None:
     names = None if opts.series is None else [s for s in opts.series if not Path(s).is_file()]
     resolve_series(opts.patches_dir, names)
     fragment_paths(opts)
+    check_remote_setting(remote_setting(opts.ccache_remote))
 
 
 def _fail_stage(name: str, stages: list[StageResult], start: float, exc: Exception) -> NoReturn:
@@ -310,7 +315,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                 if after_config is not None:
                     stages.extend(after_config(prep, kcfg))
                 kbuild = _timed("build", stages, lambda: stage_build(prep, kcfg, opts))
-            props.update(kbuild.identity.properties("built"))
+            props.update(kbuild.identity.properties("built"), **kbuild.properties())
             choice = accel_mod.AccelChoice("?", "")
 
             def do_boot() -> BootOutcome:

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import git as g
 from .baseline import compare, load_summary_json, render_comparison
 from .cache import cache_dir
+from .ccache import remote_setting
 from .checkpatch import check_series
 from .errors import HarnessError
 from .kconfig import KernelConfig
@@ -77,7 +78,8 @@ def run_series(opts: RunOptions, spec: str, baseline: Path | None) -> int:
 
     def per_patch(prep: Prepared, kcfg: KernelConfig) -> list[StageResult]:
         return (check_series(prep.tree.path, list(prep.series))
-                + build_each(prep.tree, kcfg, prep.cache, opts.results, opts.jobs))
+                + build_each(prep.tree, kcfg, prep.cache, opts.results, opts.jobs,
+                           remote_setting(opts.ccache_remote)))
 
     run = check(opts, after_config=per_patch)
     status = run.summary.exit_status

@@ -6,12 +6,14 @@ Two kinds of source:
   unpacked once, keyed by its sha256, committed as the first commit of a new
   repository;
 * ``--ksrc PATH``: the user's own kernel git tree, cloned with ``--shared``
-  into the cache so its working copy, index and branches are never touched.
+  into the cache so its working copy, index and branches are never touched;
+  every local tree of one history (the same root commits) shares one clone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -22,6 +24,7 @@ from pathlib import Path
 from . import git as g
 from .cache import locked, no_space_hint
 from .errors import HarnessError
+from .files import atomic_write
 
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 DEFAULT_PACKAGE = "linux-source-6.12"
@@ -173,9 +176,50 @@ def _drop_broken_refs(clone: Path) -> None:
             g.git(clone, "update-ref", "-d", ref)
 
 
+def history_key(cache: Path, top: Path, commit: str) -> str:
+    """The name of a --ksrc tree's clone, worktrees and build directories:
+    a digest of the root commits of its history, so every local clone of
+    one project (on this machine or another) gets the same names. Walking a
+    long history to its roots takes seconds, so the roots found for a path
+    are remembered (and checked to still be there)."""
+    memo = cache / "src" / "ksrc-roots.json"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    roots = known.get(str(top))
+    if not (isinstance(roots, list) and roots and all(g.git_ok(top, "cat-file", "-e", f"{r}^{{commit}}")
+                                                        for r in roots)):
+        roots = sorted(g.git(top, "rev-list", "--max-parents=0", commit).split())
+        known[str(top)] = roots
+        atomic_write(memo, json.dumps(known, indent=1, sort_keys=True) + "\n")
+    return "git-" + hashlib.sha256(" ".join(roots).encode()).hexdigest()[:12]
+
+
+def _objects_dir(top: Path) -> Path:
+    return Path(g.git(top, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()) / "objects"
+
+
+def _borrow_objects(clone: Path, top: Path) -> None:
+    """Make ``top``'s objects reachable from the clone (alternates), and
+    forget alternates whose repository is gone: several local trees of one
+    history share the clone, and none of them is ever written to."""
+    alternates = clone / ".git" / "objects" / "info" / "alternates"
+    try:
+        lines = [ln for ln in alternates.read_text().splitlines() if ln.strip()]
+    except FileNotFoundError:
+        lines = []
+    keep = [ln for ln in lines if Path(ln).is_dir()]
+    mine = str(_objects_dir(top))
+    if mine not in keep:
+        keep.append(mine)
+    if keep != lines:
+        atomic_write(alternates, "".join(f"{ln}\n" for ln in keep))
+
+
 def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
     top, commit = check_ksrc(ksrc, rev)
-    key = "ksrc-" + hashlib.sha256(str(top).encode()).hexdigest()[:12]
+    key = history_key(cache, top, commit)
     clone = cache / "src" / key
     with locked(cache, key):
         if not (clone / COMPLETE_MARK).exists():
@@ -191,9 +235,10 @@ def prepare_ksrc(cache: Path, ksrc: Path, rev: str = "HEAD") -> SourceRepo:
             g.git(tmp, "config", "gc.auto", "0")
             (tmp / COMPLETE_MARK).write_text(str(top) + "\n")
             os.rename(tmp, clone)
+        _borrow_objects(clone, top)
         # Bring in commits made since the clone; objects come via alternates.
-        # Refs whose objects the user's repository no longer has (its
-        # history was rewritten and pruned) would stop the fetch: they go.
+        # Refs whose objects no borrowed repository has any more (a history
+        # rewritten and pruned) would stop the fetch: they go.
         _drop_broken_refs(clone)
         g.git(clone, "fetch", "-q", "--no-tags", str(top), f"+{commit}:refs/heads/{BASE_BRANCH}-{commit[:12]}")
         g.git(clone, "update-ref", f"refs/heads/{BASE_BRANCH}", commit)

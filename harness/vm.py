@@ -57,6 +57,7 @@ class VmResult:
     console: Path
     output: Path
     identity: KernelIdentity | None = None  # what the running kernel said of itself
+    stalled: bool = False           # killed for printing nothing for ``stall`` seconds
 
 
 # virtme-ng passes the --exec command base64-encoded on the kernel command
@@ -159,7 +160,10 @@ def _pump(src: IO[bytes] | None, dst: BinaryIO) -> threading.Thread:
 
 
 def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str = "boot",
-           quiet: bool = False) -> VmResult:
+           quiet: bool = False, stall: float | None = None) -> VmResult:
+    """Boot and run ``spec``; the guest is killed after ``timeout`` seconds,
+    or (with ``stall``) once neither its console nor its output has grown for
+    that long before the command started."""
     if not spec.image.is_file():
         raise HarnessError(f"kernel image {spec.image} does not exist", hint="run 'isolharness build' first")
     console.parent.mkdir(parents=True, exist_ok=True)
@@ -180,13 +184,21 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
         group = Group(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         proc = group.proc
         pumps = [_pump(proc.stdout, out), _pump(proc.stderr, con)]
-        timed_out = False
+        timed_out = stalled = False
+        printed, last_growth = 0, start
         try:
             while proc.poll() is None:
-                elapsed = time.monotonic() - start
-                if elapsed > timeout:
+                now = time.monotonic()
+                if now - start > timeout:
                     timed_out = True
                     break
+                if stall is not None:
+                    size = con.tell() + out.tell()
+                    if size != printed:
+                        printed, last_growth = size, now
+                    elif now - last_growth > stall and START_MARKER.encode() not in output.read_bytes():
+                        timed_out = stalled = True
+                        break
                 if not quiet:
                     progress.update(f"guest running ({spec.accel}, {spec.profile.cpus} vCPUs)")
                 time.sleep(0.5)
@@ -203,4 +215,4 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
     if not quiet:
         state = "killed by the watchdog" if timed_out else f"exit {rc}"
         progress.done(f"guest {state}")
-    return VmResult(spec.accel, rc, timed_out, reached, duration, console, output, identity)
+    return VmResult(spec.accel, rc, timed_out, reached, duration, console, output, identity, stalled)

@@ -45,7 +45,7 @@ def series_commits(tree: AppliedTree) -> list[SeriesCommit]:
 
 
 def build_each(tree: AppliedTree, kcfg: KernelConfig, cache: Path, results: Path,
-               jobs: int | None) -> list[StageResult]:
+               jobs: int | None, remote: str = "") -> list[StageResult]:
     """One StageResult per commit: passed if the kernel builds there."""
     commits = series_commits(tree)
     config = kcfg.build_dir / ".config"
@@ -59,7 +59,8 @@ def build_each(tree: AppliedTree, kcfg: KernelConfig, cache: Path, results: Path
             start = time.monotonic()
             name = f"builds after {c.label}"
             try:
-                build_kernel(tree.path, kcfg.build_dir, cache, results / f"build-{c.index:02d}.log", jobs)
+                build_kernel(tree.path, kcfg.build_dir, cache, results / f"build-{c.index:02d}.log", jobs,
+                             remote=remote)
             except BuildError as exc:
                 stages.append(StageResult(name, FAILED, time.monotonic() - start,
                                           f"{c.subject}: the kernel does not build after this patch",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import ccache_env, compiler
+from harness.build import compiler
+from harness.ccache import ccache_env
 
 pytestmark = pytest.mark.skipif(shutil.which("ccache") is None, reason="ccache is not installed (make deps)")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.accel import decide
+from harness.accel import decide, probe_failure
 from harness.errors import HarnessError
 from harness.outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 
@@ -37,21 +37,24 @@ def test_kvm_requested_without_device_is_an_error():
 
 
 def test_probe_failure_means_tcg_and_is_recorded():
-    choice, record = decide("auto", True, None, "host1", lambda: False)
-    assert choice.accel == "tcg" and "did not reach" in choice.reason
+    choice, record = decide("auto", True, None, "host1", lambda: probe_failure(False, False, 30.5))
+    assert choice.accel == "tcg" and choice.reason == "KVM probe boot did not reach the guest command within 30s"
     assert record == {"key": "host1", "accel": "tcg", "reason": choice.reason}
 
 
 def test_probe_success_means_kvm():
-    choice, _ = decide("auto", True, None, "host1", lambda: True)
+    choice, _ = decide("auto", True, None, "host1", lambda: probe_failure(True, False, 3.0))
     assert choice.accel == "kvm"
+    choice, _ = decide("auto", True, None, "host1", lambda: probe_failure(False, True, 7.2))
+    assert choice.accel == "tcg"
+    assert choice.reason == "KVM probe boot printed nothing for 5s before the guest command (hung after 7s)"
 
 
 def test_cached_verdict_used_only_for_same_host_key():
     cached = {"key": "host1", "accel": "tcg", "reason": "probe hung"}
     choice, record = decide("auto", True, cached, "host1", never)
     assert choice.accel == "tcg" and "cached" in choice.reason and record is None
-    choice, record = decide("auto", True, cached, "host2", lambda: True)
+    choice, record = decide("auto", True, cached, "host2", lambda: "")
     assert choice.accel == "kvm" and record is not None
 
 
