@@ -6,7 +6,12 @@ Measures, each in a fresh cache directory (nothing reused from ~/.cache):
 1. cold `isolharness check`: empty cache, empty ccache, unpack, build, boot;
 2. the same again with nothing changed;
 3. again after touching one source file the series modifies;
-4. the config comparison: a cold `make bzImage` of the lean config the
+4. a second tree with the same sources (a --ksrc clone of the first) in the
+   same cache: its build stage, from the first tree's ccache hits;
+5. a build from a remote storage alone: a Redis server on 127.0.0.1 filled
+   from the second tree's hits (CCACHE_RESHARE), then a second, empty cache
+   directory pointed at it: its build stage;
+6. the config comparison: a cold `make bzImage` of the lean config the
    check used and one of virtme-ng's own `vng --kconfig` config, same tree,
    same make command, same ccache settings as the harness (depend mode),
    each with an empty ccache and an empty O= directory.
@@ -99,13 +104,14 @@ def main() -> None:
     figures["cold check"] = sh(check, env)
     figures["cold check: build stage"] = stage_time(res, "build")
     figures["no-change re-run"] = sh(check, env)
-    tree = next((cache / "trees").iterdir())
+    tree = next((cache / "work").glob("*/src"))
     touched = series_file_to_touch(tree)
     os.utime(touched)
     figures[f"re-run after touching {touched.relative_to(tree)}"] = sh(check, env)
+    figures.update(shared_builds(root, env, tree))
 
     results_file = PROJECT / "bench" / "results.json"
-    lean_config = next((cache / "build").glob("*/*")) / ".config"
+    lean_config = next((cache / "work").glob("*/build/*")) / ".config"
     lean = options_y(lean_config)
     figures["lean config cold build"] = cold_bzimage(tree, lean_config, root / "lean", env)
     if "--lean-only" in sys.argv:
@@ -125,6 +131,8 @@ def main() -> None:
         vng_from = vng_ccache = ""
     out = {"machine": machine(), "seconds": figures, "options_y": {"lean": lean, "vng --kconfig": options},
            "speedup_cold_build": figures["vng --kconfig cold build"] / figures["lean config cold build"],
+           "second_tree_build_share": figures["second tree: build stage"] / figures["cold check: build stage"],
+           "remote_only_build_share": figures["remote hits only: build stage"] / figures["cold check: build stage"],
            "ccache_mode": "depend (CCACHE_DEPEND=1), empty cache for each cold build"}
     if vng_from:
         # The borrowed vng figure was measured with that run's ccache mode.
@@ -134,6 +142,46 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shared_builds(root: Path, env: dict[str, str], tree: Path) -> dict[str, float]:
+    """Rows 4 and 5: the build stage of a second tree in the same cache, and
+    of an empty cache served by a remote storage."""
+    figures: dict[str, float] = {}
+    clone = root / "second-tree"
+    subprocess.run(["git", "clone", "-q", "--shared", str(tree), str(clone)], check=True)
+    second = [str(BIN / "isolharness"), "check", "--ksrc", str(clone), "--series", "none",
+              "--results", str(root / "results-second")]
+    sh(second, env)
+    figures["second tree: build stage"] = stage_time(root / "results-second", "build")
+    port = free_port()
+    data = root / "redis"
+    data.mkdir()
+    redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        url = f"redis://127.0.0.1:{port}"
+        # Fill the server: the second tree built again, its local hits shared.
+        build_dir = next((Path(env["ISOLHARNESS_CACHE"]) / "work").glob("git-*/build"))
+        shutil.rmtree(build_dir)
+        sh([*second[:2], "build", *second[2:], "--ccache-remote", url], dict(env, CCACHE_RESHARE="1"))
+        other = dict(env, ISOLHARNESS_CACHE=str(root / "cache-remote"), ISOLHARNESS_CCACHE_REMOTE=url)
+        sh([str(BIN / "isolharness"), "check", "--results", str(root / "results-remote")], other)
+        figures["remote hits only: build stage"] = stage_time(root / "results-remote", "build")
+    finally:
+        redis.terminate()
+        redis.wait()
+        shutil.rmtree(root / "cache-remote", ignore_errors=True)
+    return figures
+
+
 def options_y(config: Path) -> int:
     return sum(1 for line in config.read_text().splitlines() if line.endswith("=y"))
 
@@ -141,6 +189,7 @@ def options_y(config: Path) -> int:
 def cold_bzimage(tree: Path, config: Path, root: Path, env: dict[str, str]) -> float:
     """Seconds for `make bzImage` of ``config`` from an empty O= directory
     with an empty ccache, with the harness's own ccache settings."""
+    from harness.build import compiler
     from harness.ccache import ccache_env
 
     out = root / "build"

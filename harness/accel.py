@@ -77,13 +77,15 @@ def decide(requested: str, device_ok: bool, cached: dict[str, object] | None, ke
     return choice, {"key": key, **asdict(choice)}
 
 
-def probe_failure(reached_command: bool, stalled: bool, duration: float) -> str:
+def probe_failure(reached_command: bool, returncode: int | None, stalled: bool, duration: float) -> str:
     """What a probe boot's end says about KVM ("" when it works)."""
     if reached_command:
         return ""
     if stalled:
         return f"printed nothing for {PROBE_STALL:.0f}s before the guest command (hung after {duration:.0f}s)"
-    return f"did not reach the guest command within {PROBE_DEADLINE:.0f}s"
+    if returncode is None:
+        return f"did not reach the guest command within {PROBE_DEADLINE:.0f}s"
+    return f"ended (exit {returncode}) after {duration:.0f}s without reaching the guest command"
 
 
 def choose(requested: str, cache: Path, probe: Callable[[], str]) -> AccelChoice:

@@ -171,7 +171,7 @@ def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelC
         spec = VmSpec(image, Profile(name="probe", cpus=1, memory="512M", cmdline=""), "kvm", "true")
         res = run_vm(spec, opts.results / "kvm-probe-console.log", opts.results / "kvm-probe-output.log",
                      accel_mod.PROBE_DEADLINE, stage="kvm-probe", quiet=True, stall=accel_mod.PROBE_STALL)
-        return accel_mod.probe_failure(res.reached_command, res.stalled, res.duration)
+        return accel_mod.probe_failure(res.reached_command, res.returncode, res.stalled, res.duration)
 
     return accel_mod.choose(opts.accel, cache, probe)
 

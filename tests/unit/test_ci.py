@@ -51,3 +51,14 @@ def test_shell_steps_parse(name):
         res = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
         assert res.returncode == 0, f"{script}\n{res.stderr}"
     assert any("isolharness series" in script for script in steps)
+
+
+def test_both_definitions_pass_the_fleets_remote_ccache_to_the_harness():
+    gh = YAML(typ="safe").load((CI / "github-actions.yml").read_text())
+    assert gh["jobs"]["series"]["env"]["ISOLHARNESS_CCACHE_REMOTE"] == "${{ vars.ISOLHARNESS_CCACHE_REMOTE }}"
+    gl = YAML(typ="safe").load((CI / "gitlab-ci.yml").read_text())
+    # A project or group variable of that name overrides this empty default.
+    assert gl["variables"]["ISOLHARNESS_CCACHE_REMOTE"] == ""
+    from harness.ccache import REMOTE_ENV
+
+    assert REMOTE_ENV == "ISOLHARNESS_CCACHE_REMOTE"

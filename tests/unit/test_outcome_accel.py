@@ -37,17 +37,20 @@ def test_kvm_requested_without_device_is_an_error():
 
 
 def test_probe_failure_means_tcg_and_is_recorded():
-    choice, record = decide("auto", True, None, "host1", lambda: probe_failure(False, False, 30.5))
+    choice, record = decide("auto", True, None, "host1", lambda: probe_failure(False, None, False, 30.5))
     assert choice.accel == "tcg" and choice.reason == "KVM probe boot did not reach the guest command within 30s"
     assert record == {"key": "host1", "accel": "tcg", "reason": choice.reason}
 
 
 def test_probe_success_means_kvm():
-    choice, _ = decide("auto", True, None, "host1", lambda: probe_failure(True, False, 3.0))
+    choice, _ = decide("auto", True, None, "host1", lambda: probe_failure(True, 0, False, 3.0))
     assert choice.accel == "kvm"
-    choice, _ = decide("auto", True, None, "host1", lambda: probe_failure(False, True, 7.2))
+    choice, _ = decide("auto", True, None, "host1", lambda: probe_failure(False, None, True, 7.2))
     assert choice.accel == "tcg"
     assert choice.reason == "KVM probe boot printed nothing for 5s before the guest command (hung after 7s)"
+    # QEMU's KVM code can also abort at once (an MSR the host refuses).
+    choice, _ = decide("auto", True, None, "host1", lambda: probe_failure(False, 1, False, 0.3))
+    assert choice.reason == "KVM probe boot ended (exit 1) after 0s without reaching the guest command"
 
 
 def test_cached_verdict_used_only_for_same_host_key():

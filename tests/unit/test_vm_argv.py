@@ -36,3 +36,44 @@ def test_tcg_is_single_threaded_and_unknown_accelerators_are_refused():
 def test_the_command_prints_the_start_marker_first():
     argv = vng_argv(spec())
     assert argv[argv.index("--exec") + 1].startswith("echo ISOLHARNESS-GUEST-START; ")
+
+
+def stand_in_vng(tmp_path: Path, body: str) -> Path:
+    """An executable in vng's place: real processes, no guest."""
+    vng = tmp_path / "vng"
+    vng.write_text(f"#!/bin/sh\n{body}\n")
+    vng.chmod(0o755)
+    return vng
+
+
+def run_stand_in(tmp_path, monkeypatch, body: str, stall: float | None, timeout: float = 20.0):
+    import time
+
+    from harness import vm
+
+    monkeypatch.setattr(vm, "_vng_path", lambda: str(stand_in_vng(tmp_path, body)))
+    image = tmp_path / "bzImage"
+    image.write_bytes(b"\0")
+    s = VmSpec(image=image, profile=make_profile("none"), accel="kvm", command="true")
+    start = time.monotonic()
+    res = vm.run_vm(s, tmp_path / "console.log", tmp_path / "out.log", timeout, stage="probe", quiet=True,
+                    stall=stall)
+    return res, time.monotonic() - start
+
+
+def test_a_guest_that_stops_printing_before_its_command_is_ended_early(tmp_path, monkeypatch):
+    # What a hung KVM guest does: the decompressor's lines, then silence.
+    res, took = run_stand_in(tmp_path, monkeypatch, "echo 'Booting the kernel' >&2; sleep 2; "
+                                                    "echo 'still booting' >&2; exec sleep 60", stall=3.0)
+    assert res.stalled and res.timed_out and res.returncode is None and not res.reached_command
+    assert 5.0 <= took < 15.0, took  # the silence counts from the last line, not from the start
+    assert b"still booting" in (tmp_path / "console.log").read_bytes()
+
+
+def test_silence_after_the_command_started_is_no_stall(tmp_path, monkeypatch):
+    from harness.vm import START_MARKER
+
+    res, _ = run_stand_in(tmp_path, monkeypatch, f"echo {START_MARKER}; sleep 4; echo done", stall=1.0)
+    assert not res.stalled and not res.timed_out and res.returncode == 0 and res.reached_command
+    res, _ = run_stand_in(tmp_path, monkeypatch, "sleep 3; exit 7", stall=None, timeout=30)
+    assert not res.stalled and res.returncode == 7
