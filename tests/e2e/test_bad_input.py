@@ -155,7 +155,8 @@ def test_two_runs_at_once_wait_for_each_other(tmp_path, default_run):
 def test_ctrl_c_during_build_then_next_run_works(tmp_path, default_run):
     from harness.cache import cache_dir
 
-    tree = next((cache_dir() / "trees").glob(f"tar-*-{default_run.properties()['series']}"))
+    tree = Path(default_run.properties()["build_dir"]).parents[1] / "src"
+    assert tree.is_relative_to(cache_dir())
     os.utime(tree / "kernel" / "sys.c")  # forces a rebuild without changing the source
     os.utime(tree / "mm" / "vmstat.c")
     proc = subprocess.Popen([str(ISOLHARNESS), "build", "--results", str(tmp_path / "r")], cwd=PROJECT,

@@ -100,8 +100,8 @@ def test_no_space_during_the_build_is_the_environments_fault(tmp_path, default_r
     # would pin on the patch or the commit).
     from harness.cache import cache_dir
 
-    series = default_run.properties()["series"]
-    bdir = next((cache_dir() / "build").glob(f"tar-*-{series}")) / "base+isolation"
+    bdir = Path(default_run.properties()["build_dir"])
+    assert bdir.is_relative_to(cache_dir())
     target = bdir / "kernel" / "time"
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(target)], check=True)
     (bdir / ".isolharness-build-stamp").unlink(missing_ok=True)  # make must run

@@ -66,7 +66,7 @@ def test_negative_control_unpatched_kernel_reports_absent(unpatched_run, series)
 def test_every_patch_passes_checkpatch_strict(default_run, series):
     from harness.cache import cache_dir
 
-    tree = next(t for t in sorted((cache_dir() / "trees").iterdir()) if (t / "scripts" / "checkpatch.pl").is_file())
+    tree = next(t for t in sorted((cache_dir() / "work").glob("*/src")) if (t / "scripts" / "checkpatch.pl").is_file())
     directory = PROJECT / "patches" / series.name
     for patch in (directory / "series").read_text().split("\n"):
         patch = patch.split("#", 1)[0].strip()

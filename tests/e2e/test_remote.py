@@ -74,7 +74,7 @@ def test_unknown_host_is_refused_then_recorded_and_the_suite_runs(sshd, tmp_path
     from harness.cache import cache_dir
 
     # Any installed uapi headers will do for the smoke test that looks for them.
-    headers = sorted(cache_dir().glob("build/*/base+isolation/usr/include"))[0]
+    headers = sorted(cache_dir().glob("work/*/build/base+isolation/usr/include"))[0]
     run = run_cli(target_args(sshd, kh, "--accept-new-host-key", "-k", "smoke", "--headers", str(headers)),
                   tmp_path / "r2")
     assert run.rc in (0, 1), run.output           # 1: this machine's kernel is not isolated

@@ -78,7 +78,7 @@ def test_series_revisions_checkpatch_bisectability_and_baseline(mboxes, results_
     # The worktree is back at the top of the series, not at the broken patch.
     from harness.cache import cache_dir
 
-    [tree] = (cache_dir() / "trees").glob("*-e2e-rev")
+    [tree] = (cache_dir() / "work").glob("*-e2e-rev/src")
     assert git(tree, "log", "-1", "--format=%s") == "sys: remove the broken definition\n"
     assert BROKEN.strip() not in (tree / FILE).read_text()
 
