@@ -163,7 +163,7 @@ def test_ctrl_c_during_build_then_next_run_works(tmp_path, default_run):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if subprocess.run(["pgrep", "-f", f"O={cache_dir()}/build"], capture_output=True).returncode == 0:
+        if subprocess.run(["pgrep", "-f", f"O={cache_dir()}/work/"], capture_output=True).returncode == 0:
             break
         time.sleep(0.2)
     time.sleep(2)
@@ -172,7 +172,7 @@ def test_ctrl_c_during_build_then_next_run_works(tmp_path, default_run):
     assert proc.returncode == 130, out
     assert "interrupted" in out
     time.sleep(1)
-    assert subprocess.run(["pgrep", "-f", f"O={cache_dir()}/build"], capture_output=True).returncode == 1
+    assert subprocess.run(["pgrep", "-f", f"O={cache_dir()}/work/"], capture_output=True).returncode == 1
     again = run_cli(["build"], tmp_path / "r2")
     assert again.rc == 0, again.output
 
