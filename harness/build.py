@@ -9,7 +9,7 @@ import re
 import selectors
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .ccache import CcacheStats, Remote, ccache_env, probe_remote, read_stats
@@ -68,10 +68,10 @@ def built_identity(build_dir: Path) -> tuple[KernelIdentity, str]:
 
 
 def finished(build_dir: Path, log: Path, duration: float, objects: int,
-             ccache: CcacheStats | None = None) -> KernelBuild:
+             ccache: CcacheStats | None = None, remote: Remote | None = None) -> KernelBuild:
     identity, banner = built_identity(build_dir)
     return KernelBuild(build_dir, build_dir / IMAGE, build_dir / HEADERS, log, duration, objects, identity, banner,
-                       ccache)
+                       ccache, remote)
 
 
 def stats_log_of(log: Path) -> Path:
@@ -253,8 +253,8 @@ def build_kernel(srctree: Path, build_dir: Path, cache: Path, log: Path, jobs: i
     duration = time.monotonic() - start
     if stamp:
         stamp_file.write_text(f"{stamp} {_image_id(build_dir)}\n")
-    build = replace(finished(build_dir, log, duration, objects, read_stats(stats_log_of(log))), remote=storage)
+    stats = read_stats(stats_log_of(log))
+    build = finished(build_dir, log, duration, objects, stats, storage)
     progress.done(f"done, {objects} objects compiled, {build.identity.describe()}")
-    assert build.ccache is not None
-    print(f"build: ccache: {build.ccache.describe()}", flush=True)
+    print(f"build: ccache: {stats.describe()}", flush=True)
     return build

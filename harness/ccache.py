@@ -179,6 +179,14 @@ class CcacheStats:
         return {"ccache_local_hits": str(self.local_hits), "ccache_remote_hits": str(self.remote_hits),
                 "ccache_misses": str(self.misses), "ccache_remote_errors": str(self.remote_errors)}
 
+    @classmethod
+    def from_properties(cls, props: dict[str, str]) -> CcacheStats | None:
+        """The counts a saved run's properties hold (None: make did not run)."""
+        if "ccache_misses" not in props:
+            return None
+        return cls(int(props.get("ccache_local_hits", 0)), int(props.get("ccache_remote_hits", 0)),
+                   int(props["ccache_misses"]), remote_errors=int(props.get("ccache_remote_errors", 0)))
+
 
 def read_stats(log: Path) -> CcacheStats:
     """Parse a ccache stats log: a ``# source`` line per call, then the

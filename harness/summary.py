@@ -12,6 +12,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestSuite
 
+from .ccache import CcacheStats
 from .errors import HarnessError
 from .junit import CONSOLE_SUITE, INFRA, STAGES_SUITE
 from .outcome import ERROR, FAILED, KCIDB, MISSED, PASSED, SKIPPED, exit_status, run_result
@@ -116,15 +117,15 @@ def render(summary: Summary, results_dir: Path | None = None) -> str:
         out.append(f"  {'built':<12} {built}")
     if ran:
         out.append(f"  {'ran':<12} {'the kernel built' if ran == built else ran}")
-    if "ccache_misses" in p:
-        local, remote, miss = (int(p.get(f"ccache_{k}", 0)) for k in ("local_hits", "remote_hits", "misses"))
-        total = local + remote + miss
-        line = (f"{local / total:.0%} local hits, {remote / total:.0%} remote hits of {total} compiles"
-                if total else "nothing compiled")
+    stats = CcacheStats.from_properties(p)
+    if stats is not None:
+        total = stats.cacheable
+        line = (f"{stats.local_hits / total:.0%} local hits, {stats.remote_hits / total:.0%} remote hits "
+                f"of {total} compiles" if total else "nothing compiled")
         if "ccache_remote" in p:
             line += f"; remote {p['ccache_remote']}"
-        if int(p.get("ccache_remote_errors", 0)):
-            line += f", {p['ccache_remote_errors']} errors"
+        if stats.remote_errors:
+            line += f", {stats.remote_errors} errors"
         out.append(f"  {'ccache':<12} {line}")
     out.append("")
     out.append(f"  {'stage':<10} {'result':<8} {'time':>8}  note")

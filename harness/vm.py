@@ -184,7 +184,7 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
         group = Group(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         proc = group.proc
         pumps = [_pump(proc.stdout, out), _pump(proc.stderr, con)]
-        timed_out = stalled = False
+        timed_out = stalled = started = False
         printed, last_growth = 0, start
         try:
             while proc.poll() is None:
@@ -192,13 +192,16 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
                 if now - start > timeout:
                     timed_out = True
                     break
-                if stall is not None:
+                if stall is not None and not started:
                     size = con.tell() + out.tell()
                     if size != printed:
                         printed, last_growth = size, now
-                    elif now - last_growth > stall and START_MARKER.encode() not in output.read_bytes():
-                        timed_out = stalled = True
-                        break
+                    elif now - last_growth > stall:
+                        # Silence once the command runs is the command's.
+                        started = START_MARKER.encode() in output.read_bytes()
+                        if not started:
+                            timed_out = stalled = True
+                            break
                 if not quiet:
                     progress.update(f"guest running ({spec.accel}, {spec.profile.cpus} vCPUs)")
                 time.sleep(0.5)

@@ -24,15 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, user_tree
+from conftest import free_port, run_cli, user_tree
 
 from harness.ccache import read_stats
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def redis_answers(port: int) -> bool:

@@ -125,3 +125,16 @@ def test_the_flag_wins_over_the_environment_and_an_empty_flag_means_none(monkeyp
     assert remote_setting("") == ""
     assert mask_password("redis://user:pw@h:1|x=y") == "redis://user:***@h:1|x=y"
     assert mask_password("http://h/p") == "http://h/p"
+
+
+def test_the_summary_line_comes_from_the_saved_properties():
+    from harness.summary import Summary, render
+
+    stats = CcacheStats(local_hits=25, remote_hits=1187, misses=1, uncached=77, remote_errors=2)
+    assert CcacheStats.from_properties(stats.properties()) == CcacheStats(25, 1187, 1, 0, 2)
+    assert CcacheStats.from_properties({"build_dir": "/x"}) is None
+    props = {**stats.properties(), "ccache_remote": "redis://127.0.0.1:6379"}
+    text = render(Summary(props, [], [], []))
+    assert "  ccache       2% local hits, 98% remote hits of 1213 compiles; remote redis://127.0.0.1:6379, 2 errors" \
+        in text.splitlines()
+    assert "ccache" not in render(Summary({"build_dir": "/x"}, [], [], []))
