@@ -58,6 +58,10 @@ def remote_setting(flag: str | None) -> str:
     return value.strip()
 
 
+_FORMS = ("use redis://HOST[:PORT], redis+unix:/PATH, http://HOST[:PORT]/PATH or file:/PATH "
+          f"(--ccache-remote or ${REMOTE_ENV})")
+
+
 def _endpoint(url: str) -> tuple[str, int] | str:
     """(host, port) to connect to, a path for unix sockets and file storage;
     a HarnessError for what ccache would not take."""
@@ -67,19 +71,19 @@ def _endpoint(url: str) -> tuple[str, int] | str:
         parts = urlsplit(base)
         if not parts.hostname:
             raise HarnessError(f"remote ccache URL {mask_password(url)!r} names no host",
-                               hint="e.g. redis://cache.example:6379 or http://cache.example/ccache")
+                               hint=_FORMS)
         try:
             port = parts.port or _DEFAULT_PORTS[scheme]
         except ValueError:
-            raise HarnessError(f"remote ccache URL {mask_password(url)!r} has a bad port") from None
+            raise HarnessError(f"remote ccache URL {mask_password(url)!r} has a bad port", hint=_FORMS) from None
         return parts.hostname, port
     if scheme in ("redis+unix", "file"):
         path = urlsplit(base).path
         if not path:
-            raise HarnessError(f"remote ccache URL {mask_password(url)!r} names no path")
+            raise HarnessError(f"remote ccache URL {mask_password(url)!r} names no path", hint=_FORMS)
         return path
     raise HarnessError(f"remote ccache URL {mask_password(url)!r}: ccache knows no storage {scheme!r}",
-                       hint="use redis://HOST[:PORT], redis+unix:/PATH, http://HOST[:PORT]/PATH or file:/PATH")
+                       hint=_FORMS)
 
 
 def _answers(where: tuple[str, int] | str, url: str) -> str:
