@@ -142,14 +142,6 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def shared_builds(root: Path, env: dict[str, str], tree: Path) -> dict[str, float]:
     """Rows 4 and 5: the build stage of a second tree in the same cache, and
     of an empty cache served by a remote storage."""
@@ -160,24 +152,19 @@ def shared_builds(root: Path, env: dict[str, str], tree: Path) -> dict[str, floa
               "--results", str(root / "results-second")]
     sh(second, env)
     figures["second tree: build stage"] = stage_time(root / "results-second", "build")
-    port = free_port()
-    data = root / "redis"
-    data.mkdir()
-    redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    sys.path.insert(0, str(PROJECT / "tests"))
+    from servers import redis_server
+
     try:
-        time.sleep(1)
-        url = f"redis://127.0.0.1:{port}"
-        # Fill the server: the second tree built again, its local hits shared.
-        build_dir = next((Path(env["ISOLHARNESS_CACHE"]) / "work").glob("git-*/build"))
-        shutil.rmtree(build_dir)
-        sh([*second[:2], "build", *second[2:], "--ccache-remote", url], dict(env, CCACHE_RESHARE="1"))
-        other = dict(env, ISOLHARNESS_CACHE=str(root / "cache-remote"), ISOLHARNESS_CCACHE_REMOTE=url)
-        sh([str(BIN / "isolharness"), "check", "--results", str(root / "results-remote")], other)
-        figures["remote hits only: build stage"] = stage_time(root / "results-remote", "build")
+        with redis_server(root / "redis") as url:
+            # Fill the server: the second tree built again, its local hits shared.
+            build_dir = next((Path(env["ISOLHARNESS_CACHE"]) / "work").glob("git-*/build"))
+            shutil.rmtree(build_dir)
+            sh([*second[:2], "build", *second[2:], "--ccache-remote", url], dict(env, CCACHE_RESHARE="1"))
+            other = dict(env, ISOLHARNESS_CACHE=str(root / "cache-remote"), ISOLHARNESS_CCACHE_REMOTE=url)
+            sh([str(BIN / "isolharness"), "check", "--results", str(root / "results-remote")], other)
+            figures["remote hits only: build stage"] = stage_time(root / "results-remote", "build")
     finally:
-        redis.terminate()
-        redis.wait()
         shutil.rmtree(root / "cache-remote", ignore_errors=True)
     return figures
 

@@ -6,9 +6,7 @@ with ``make check-isol``, so after the first run only changes rebuild.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -102,13 +100,6 @@ def user_tree(name: str, branch: str, results_root: Path) -> Path:
     subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(base_tree), str(user)], check=True)
     git(user, "checkout", "-q", "-b", branch, git(base_tree, "rev-parse", "HEAD").strip())
     return user
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on, for a server a test starts."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def qemu_processes() -> list[str]:

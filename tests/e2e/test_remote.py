@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, run_cli
+from conftest import run_cli
+from servers import free_port
 
 from harness.identity import notes_build_id
 

@@ -17,52 +17,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, run_cli, user_tree
+from conftest import run_cli, user_tree
+from servers import ServerError, free_port, redis_server
 
 from harness.ccache import read_stats
 
 
-def redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def redis(tmp_path):
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is not installed: run 'make deps' (the Makefile installs it)")
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-                             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while not redis_answers(port):
-            assert proc.poll() is None, "redis-server exited at start"
-            assert time.monotonic() < deadline, "redis-server did not answer within 20 s"
-            time.sleep(0.2)
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with redis_server(tmp_path / "redis") as url:
+            yield url
+    except ServerError as e:
+        pytest.fail(str(e))
 
 
 def build_line(output: str) -> str:
