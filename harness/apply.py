@@ -3,7 +3,11 @@ series combination, with the series applied by ``git am`` on a fresh branch.
 
 Applied results are remembered under ``refs/isolharness/applied/<digest>``:
 a re-run with unchanged patches checks out nothing and rewrites no file, so
-the build stays incremental.
+the build stays incremental. Every prefix of the patch list is remembered
+too (``refs/isolharness/prefix/<digest>``): a series whose first patches are
+unchanged (a new revision, a mutant on top of the series) starts from the
+longest prefix already applied, so only the files the differing patches
+touch are rewritten, and only what depends on them is rebuilt.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 from . import git as g
 from .cache import locked, tree_path
 from .errors import ENVIRONMENT_HINT, EnvironmentFault, SeriesApplyError, environment_fault
-from .series import Series, series_set_digest, series_set_key
+from .series import Patch, Series, series_set_digest, series_set_key
 from .source import SourceRepo
 
 
@@ -76,6 +80,16 @@ def apply_series(src: SourceRepo, cache: Path, series: list[Series],
         return _apply_locked(src, cache, series, key)
 
 
+def _prefix_digests(base_commit: str, series: list[Series]) -> list[tuple[str, Series, Patch]]:
+    """(digest of the base and every patch up to this one, series, patch), in order."""
+    steps, h = [], base_commit
+    for s in series:
+        for patch in s.patches:
+            h = hashlib.sha256(f"{h}\0{s.name}\0{patch.name}\0".encode() + patch.path.read_bytes()).hexdigest()
+            steps.append((h, s, patch))
+    return steps
+
+
 def _apply_locked(src: SourceRepo, cache: Path, series: list[Series], key: str) -> AppliedTree:
     tree = ensure_worktree(src, cache, key)
     _abort_leftover_am(tree)
@@ -92,26 +106,33 @@ def _apply_locked(src: SourceRepo, cache: Path, series: list[Series], key: str) 
         return AppliedTree(tree, src.base_commit, target, names, digest, key, changed)
 
     branch = f"isolharness/{key}"
-    g.git(tree, "checkout", "-q", "-f", "-B", branch, src.base_commit)
-    for s in series:
-        for patch in s.patches:
-            res = subprocess.run(
-                ["git", "-C", str(tree), "am", "-q", "--no-3way", str(patch.path)],
-                capture_output=True,
-                text=True,
-                env=g.identity_env(committer_only=True),
+    steps = _prefix_digests(src.base_commit, series)
+    start, done = src.base_commit, 0
+    for i, (prefix, _, _) in enumerate(steps, 1):
+        prefix_ref = f"refs/isolharness/prefix/{prefix}"
+        if not g.git_ok(tree, "rev-parse", "--verify", "--quiet", prefix_ref):
+            break
+        start, done = g.rev_parse(tree, prefix_ref), i
+    g.git(tree, "checkout", "-q", "-f", "-B", branch, start)
+    for prefix, s, patch in steps[done:]:
+        res = subprocess.run(
+            ["git", "-C", str(tree), "am", "-q", "--no-3way", str(patch.path)],
+            capture_output=True,
+            text=True,
+            env=g.identity_env(committer_only=True),
+        )
+        if res.returncode != 0:
+            subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+            fault = environment_fault(res.stdout + res.stderr)
+            if fault:
+                raise EnvironmentFault(f"applying {s.name}/{patch.name} stopped: {fault}",
+                                   detail=(res.stdout + res.stderr).strip()[-3000:], hint=ENVIRONMENT_HINT)
+            raise SeriesApplyError(
+                f"patch {s.name}/{patch.name} does not apply to {src.description}",
+                detail=(res.stdout + res.stderr).strip()[-3000:],
+                hint="rebase the patch on the base tree (the base tree is unchanged)",
             )
-            if res.returncode != 0:
-                subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
-                fault = environment_fault(res.stdout + res.stderr)
-                if fault:
-                    raise EnvironmentFault(f"applying {s.name}/{patch.name} stopped: {fault}",
-                                       detail=(res.stdout + res.stderr).strip()[-3000:], hint=ENVIRONMENT_HINT)
-                raise SeriesApplyError(
-                    f"patch {s.name}/{patch.name} does not apply to {src.description}",
-                    detail=(res.stdout + res.stderr).strip()[-3000:],
-                    hint="rebase the patch on the base tree (the base tree is unchanged)",
-                )
+        g.git(tree, "update-ref", f"refs/isolharness/prefix/{prefix}", "HEAD")
     target = g.rev_parse(tree, "HEAD")
     g.git(tree, "update-ref", ref, target)
     return AppliedTree(tree, src.base_commit, target, names, digest, key, True)
