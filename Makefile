@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 ARGS    ?=
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo )
 
-.PHONY: all check-isol test unit e2e bench deps venv lint clean
+.PHONY: all check-isol test unit e2e bench mutants deps venv lint clean
 
 all: check-isol
 
@@ -49,6 +49,12 @@ e2e: deps venv
 
 bench: deps venv
 	$(BIN)/python bench/run.py $(ARGS)
+
+# Every mutant of tests/e2e/mutants/ built and booted on the default series
+# (one tree, incremental builds); ARGS=--only-named runs only the tests each
+# mutant names, ARGS=NAME... a few of them.
+mutants: deps venv
+	$(BIN)/python tests/mutation.py $(ARGS)
 
 clean:
 	rm -rf results $(VENV) *.egg-info

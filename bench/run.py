@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,9 @@ def save(results_file: Path, out: dict[str, object]) -> None:
 
 
 def main() -> None:
+    # A SIGTERM unwinds like Ctrl-C: the running step is killed, the Redis
+    # server stopped, the temporary directories removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(os.environ.get("ISOLHARNESS_BENCH_DIR") or tempfile.mkdtemp(prefix="isolharness-bench-"))
     cache = root / "cache"
     if cache.exists():
@@ -148,7 +152,11 @@ def shared_builds(root: Path, env: dict[str, str], tree: Path) -> dict[str, floa
     figures: dict[str, float] = {}
     clone = root / "second-tree"
     subprocess.run(["git", "clone", "-q", "--shared", str(tree), str(clone)], check=True)
-    second = [str(BIN / "isolharness"), "check", "--ksrc", str(clone), "--series", "none",
+    # The clone carries the series as commits: the same config as the first
+    # tree's needs the series' own fragment, which --series none leaves out.
+    fragments = [arg for f in ("base", "isolation", str(PROJECT / "kconfigs" / "series" / "task-isolation.config"))
+                 for arg in ("--kconfig", f)]
+    second = [str(BIN / "isolharness"), "check", "--ksrc", str(clone), "--series", "none", *fragments,
               "--results", str(root / "results-second")]
     sh(second, env)
     figures["second tree: build stage"] = stage_time(root / "results-second", "build")

@@ -52,6 +52,10 @@ CAP_SYS_ADMIN = 21
 BURST = 50
 
 
+# The file as the kernel booted it: read at collection, before any test (and
+# the fixture that clears the mask around every test) writes it.
+BOOT_MASK = MASK.read_text() if MASK.exists() else None
+
 # ---------------------------------------------------------------- helpers
 
 def read_mask() -> str:
@@ -94,9 +98,9 @@ def perf_attr() -> ctypes.Array:
     return buf
 
 
-def perf_open(cpu: int, group_fd: int = -1) -> tuple[int, int]:
-    """perf_event_open(cpu-clock, pid=-1, cpu): (fd, 0) or (-1, errno)."""
-    fd = libc.syscall(SYS_perf_event_open, perf_attr(), -1, cpu, group_fd, 0)
+def perf_open(cpu: int, group_fd: int = -1, pid: int = -1) -> tuple[int, int]:
+    """perf_event_open(cpu-clock, pid, cpu): (fd, 0) or (-1, errno)."""
+    fd = libc.syscall(SYS_perf_event_open, perf_attr(), pid, cpu, group_fd, 0)
     return (fd, 0) if fd >= 0 else (-1, ctypes.get_errno())
 
 
@@ -134,8 +138,10 @@ def _ioc_w(nr: int, size: int) -> int:
 
 
 MTRR_SENTRY = "QII"  # struct mtrr_sentry on x86_64: unsigned long base; unsigned int size, type
-MTRRIOC_ADD_ENTRY = _ioc_w(0, struct.calcsize(MTRR_SENTRY))
-MTRRIOC_KILL_ENTRY = _ioc_w(4, struct.calcsize(MTRR_SENTRY))
+# The MTRRIOC_* ioctls that change the table (<asm/mtrr.h>), by name and number
+MTRRIOC = {name: _ioc_w(nr, struct.calcsize(MTRR_SENTRY)) for name, nr in [
+    ("ADD_ENTRY", 0), ("SET_ENTRY", 1), ("DEL_ENTRY", 2), ("KILL_ENTRY", 4),
+    ("ADD_PAGE_ENTRY", 5), ("SET_PAGE_ENTRY", 6), ("DEL_PAGE_ENTRY", 7), ("KILL_PAGE_ENTRY", 9)]}
 
 
 def mtrr_ioctl(fd: int, cmd: int, base: int, size: int, mtype: int = 1) -> int:
@@ -197,7 +203,8 @@ def clocksources() -> tuple[str, str]:
 # ---------------------------------------------------------------- the file
 
 def test_file_reads_empty_at_boot(cpus):
-    assert read_mask() == "\n"
+    """Read when this module was imported, before any test wrote the file."""
+    assert BOOT_MASK == "\n"
 
 
 def test_file_mode_readable_by_all_writable_by_root(cpus):
@@ -307,6 +314,38 @@ def test_perf_group_sibling_on_blocked_cpu_is_eperm(cpus):
         os.close(fd)
     finally:
         os.close(leader)
+
+
+def test_perf_sibling_on_a_free_cpu_of_a_blocked_leader_is_eperm(cpus):
+    """Joining a group whose leader is on a blocked CPU is refused as the
+    leader's own open would be, whatever CPU the new event names: with the
+    mask cleared the same call is a stock kernel's EINVAL (a group lives on
+    one CPU)."""
+    blocked, free = cpus
+    leader, err = perf_open(blocked)
+    assert err == 0, os.strerror(err)
+    try:
+        set_mask(f"{blocked}")
+        assert perf_open(free, group_fd=leader) == (-1, errno.EPERM)
+        set_mask("")
+        assert perf_open(free, group_fd=leader) == (-1, errno.EINVAL)
+    finally:
+        os.close(leader)
+
+
+@pytest.mark.parametrize("cpu", ["blocked", "any"])
+def test_task_bound_perf_event_on_a_blocked_cpu_behaves_as_stock(cpus, cpu):
+    """Only CPU-bound events are refused: an event of this task (pid 0),
+    counting only while it runs on the blocked CPU or on any CPU, opens and
+    reads as on a stock kernel. It interrupts no one but this task's CPU."""
+    blocked, _ = cpus
+    set_mask(f"{blocked}")
+    fd, err = perf_open(blocked if cpu == "blocked" else -1, pid=0)
+    assert err == 0, f"task-bound event on CPU {cpu}: {os.strerror(err)}"
+    try:
+        assert len(os.read(fd, 8)) == 8
+    finally:
+        os.close(fd)
 
 
 def test_perf_burst_sends_no_ipi_to_the_blocked_cpu(cpus):
@@ -500,25 +539,54 @@ def test_mtrr_disable_through_proc_is_eperm_and_keeps_the_table(cpus, mtrr):
     assert MTRR.read_text() == mtrr
 
 
-def test_mtrr_ioctls_are_eperm_and_keep_the_table(cpus, mtrr):
+# Each way in of an MTRR change: the add form and the delete form that undoes it
+# (DEL_ENTRY releases what this file added, KILL_ENTRY any entry). The _PAGE
+# forms take base and size in pages.
+MTRR_IOCTL_PAIRS = [("ADD_ENTRY", "DEL_ENTRY"), ("SET_ENTRY", "KILL_ENTRY"),
+                    ("ADD_PAGE_ENTRY", "DEL_PAGE_ENTRY"), ("SET_PAGE_ENTRY", "KILL_PAGE_ENTRY")]
+
+
+@pytest.mark.parametrize("add, delete", MTRR_IOCTL_PAIRS, ids=[f"{a}-{d}" for a, d in MTRR_IOCTL_PAIRS])
+def test_every_mtrr_ioctl_is_eperm_and_keeps_the_table(cpus, mtrr, add, delete):
     blocked, _ = cpus
+    shift = 12 if "PAGE" in add else 0
+    base, size = MTRR_BASE >> shift, MTRR_SIZE >> shift
     fd = os.open(MTRR, os.O_RDWR)
     try:
         set_mask(f"{blocked}")
-        assert mtrr_ioctl(fd, MTRRIOC_ADD_ENTRY, MTRR_BASE, MTRR_SIZE) == errno.EPERM
-        assert MTRR.read_text() == mtrr
+        assert mtrr_ioctl(fd, MTRRIOC[add], base, size) == errno.EPERM, add
+        assert MTRR.read_text() == mtrr, add
         set_mask("")
-        assert mtrr_ioctl(fd, MTRRIOC_ADD_ENTRY, MTRR_BASE, MTRR_SIZE) == 0
+        assert mtrr_ioctl(fd, MTRRIOC[add], base, size) == 0, add
         table = MTRR.read_text()
-        assert mtrr_reg(table, MTRR_BASE) is not None
+        assert mtrr_reg(table, MTRR_BASE) is not None, table
         set_mask(f"{blocked}")
-        assert mtrr_ioctl(fd, MTRRIOC_KILL_ENTRY, MTRR_BASE, MTRR_SIZE) == errno.EPERM
-        assert MTRR.read_text() == table
+        assert mtrr_ioctl(fd, MTRRIOC[delete], base, size) == errno.EPERM, delete
+        assert MTRR.read_text() == table, delete
         set_mask("")
-        assert mtrr_ioctl(fd, MTRRIOC_KILL_ENTRY, MTRR_BASE, MTRR_SIZE) == 0
-        assert MTRR.read_text() == mtrr
+        assert mtrr_ioctl(fd, MTRRIOC[delete], base, size) == 0, delete
+        assert MTRR.read_text() == mtrr, delete
     finally:
         os.close(fd)
+
+
+def test_mtrr_disable_of_a_shared_entry_is_eperm_and_keeps_the_count(cpus, mtrr):
+    """An entry added twice has a usage count of 2: releasing one reference
+    reaches no CPU, and is refused all the same, the count kept."""
+    blocked, _ = cpus
+    assert write(MTRR, MTRR_LINE + "\n") == 0
+    assert write(MTRR, MTRR_LINE + "\n") == 0
+    table = MTRR.read_text()
+    reg = mtrr_reg(table, MTRR_BASE)
+    assert reg is not None, table
+    assert "count=2:" in next(line for line in table.splitlines() if line.startswith(f"reg{reg:02d}:")), table
+    set_mask(f"{blocked}")
+    assert write(MTRR, f"disable={reg}\n") == errno.EPERM
+    assert MTRR.read_text() == table
+    set_mask("")
+    assert write(MTRR, f"disable={reg}\n") == 0
+    assert write(MTRR, f"disable={reg}\n") == 0
+    assert MTRR.read_text() == mtrr
 
 
 # ---------------------------------------------------------------- stat_refresh

@@ -24,7 +24,7 @@ import pytest
 
 from child import in_child
 from kstat import vmstat
-from tracing import Trace
+from tracing import Trace, kprobe
 from programs import TASK_ISOLATION_UAPI, USERLOOP_DIR, USERLOOP_SOURCES, HeaderMissing, constants, obtain, \
     userloop_sample
 
@@ -662,3 +662,212 @@ def test_kernel_created_user_workers_inherit_nothing(c):
     libc.syscall.restype = ctypes.c_long
     assert in_child(_isolation_allocations, c, _thread) == 1, "the measurement does not see a thread inherit"
     assert in_child(_isolation_allocations, c, _sqpoll_ring) == 0, "the io_uring SQPOLL worker inherited"
+
+
+# ------------------------------------------------ refused calls change nothing
+
+def _refused_call(c, what: str) -> tuple[int, list[int], object, int]:
+    """(option, arguments, object the arguments point into, errno expected)."""
+    supported = prctl(c["PR_ISOL_FEAT"], c["ISOL_F_QUIESCE"])
+    unknown_feature = unknown_bit(prctl(c["PR_ISOL_FEAT"], 0))
+    ctl = InheritControl(inherit_mask=c["ISOL_INHERIT_CONF"])
+    cfg, ptr = c["INHERIT_CFG"], ctypes.addressof(ctl)
+    q, vm = c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"]
+    if what.startswith("SET_INT pad byte "):
+        ctl.pad[int(what.rsplit(" ", 1)[1])] = 1
+        return c["PR_ISOL_SET_INT"], [cfg, ptr], ctl, errno.EINVAL
+    if what == "SET_INT unknown bit":
+        ctl.inherit_mask = unknown_bit(c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+    elif what == "SET_INT active without conf":
+        ctl.inherit_mask = c["ISOL_INHERIT_ACTIVE"]
+    calls = {
+        "SET unknown quiesce bit": ("PR_ISOL_SET", [q, unknown_bit(supported)], errno.EINVAL),
+        "SET known and unknown quiesce bits": ("PR_ISOL_SET", [q, vm | unknown_bit(supported)], errno.EINVAL),
+        "SET unknown feature": ("PR_ISOL_SET", [unknown_feature, vm], errno.EINVAL),
+        "SET feature 0": ("PR_ISOL_SET", [0, vm], errno.EINVAL),
+        "SET nonzero arg4": ("PR_ISOL_SET", [q, vm, 1], errno.EINVAL),
+        "CTRL_SET unknown feature": ("PR_ISOL_CTRL_SET", [q | unknown_feature], errno.EINVAL),
+        "CTRL_SET nonzero arg3": ("PR_ISOL_CTRL_SET", [q, 1], errno.EINVAL),
+        "SET_INT unknown cmd": ("PR_ISOL_SET_INT", [cfg + 1000, ptr], errno.EINVAL),
+        "SET_INT unknown bit": ("PR_ISOL_SET_INT", [cfg, ptr], errno.EINVAL),
+        "SET_INT active without conf": ("PR_ISOL_SET_INT", [cfg, ptr], errno.EINVAL),
+        "SET_INT bad pointer": ("PR_ISOL_SET_INT", [cfg, 1], errno.EFAULT),
+        "SET_INT nonzero arg4": ("PR_ISOL_SET_INT", [cfg, ptr, 1], errno.EINVAL),
+    }
+    option, args, expected = calls[what]
+    return c[option], args, ctl, expected
+
+
+REFUSED = ["SET unknown quiesce bit", "SET known and unknown quiesce bits", "SET unknown feature", "SET feature 0",
+           "SET nonzero arg4", "CTRL_SET unknown feature", "CTRL_SET nonzero arg3", "SET_INT unknown cmd",
+           "SET_INT unknown bit", "SET_INT active without conf", "SET_INT bad pointer", "SET_INT nonzero arg4",
+           *(f"SET_INT pad byte {i}" for i in range(7))]
+
+
+@pytest.mark.parametrize("call", REFUSED)
+@pytest.mark.parametrize("start", ["empty", "full"])
+def test_a_refused_call_changes_nothing(c, start, call):
+    """Every error return leaves the task as it was, from nothing configured
+    and from everything set (configured, active, passing both on): no setter
+    applies part of a request, or resets anything, before refusing it."""
+    def run():
+        if start == "full":
+            configure_and_activate(c)
+            set_inherit(c, c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"])
+        option, args, keep, expected = _refused_call(c, call)
+        before = state(c)
+        err = prctl_errno(option, *args)
+        del keep
+        return expected, err, before, state(c)
+    expected, err, before, after = in_child(run)
+    assert err == expected, f"{call}: {os.strerror(err) if err else 'success'}, not {os.strerror(expected)}"
+    assert after == before, f"{call} changed the state it refused to change"
+    if start == "full":
+        assert before["active"] == c["ISOL_F_QUIESCE"], before
+
+
+@pytest.mark.parametrize("inherit", ["nothing set", "CONF"])
+def test_get_int_zero_fills_pad(c, inherit):
+    """PR_ISOL_GET_INT writes the whole structure: the pad comes back zero
+    whatever the buffer held, with or without isolation data."""
+    def run():
+        if inherit == "CONF":
+            set_inherit(c, c["ISOL_INHERIT_CONF"])
+        ctl = InheritControl(inherit_mask=0xFF)
+        ctypes.memset(ctypes.addressof(ctl), 0xFF, ctypes.sizeof(ctl))
+        prctl(c["PR_ISOL_GET_INT"], c["INHERIT_CFG"], ctypes.addressof(ctl))
+        return ctl.inherit_mask, list(ctl.pad)
+    mask, pad = in_child(run)
+    assert mask == (c["ISOL_INHERIT_CONF"] if inherit == "CONF" else 0)
+    assert pad == [0] * 7, f"pad bytes not written: {pad}"
+
+
+def test_inherit_active_of_an_inactive_parent_is_inactive(c):
+    """ISOL_INHERIT_ACTIVE passes the activation state, not the configuration
+    as if it were active: a configured, inactive parent has inactive children."""
+    mask = c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"]
+
+    def run():
+        prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+        set_inherit(c, mask)
+        return state(c), _fork_state(c), _thread_state(c)
+    parent, child, thread = in_child(run)
+    assert parent["active"] == 0
+    for s in (child, thread):
+        assert s == {"conf": c["ISOL_F_QUIESCE"], "quiesce": c["ISOL_F_QUIESCE_VMSTATS"], "active": 0,
+                     "inherit": mask}
+
+
+# ------------------------------------------------ the effect in other tasks
+
+def _in_thread(fn, *args):
+    out: dict[str, object] = {}
+
+    def body():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            out["error"] = exc
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_quiesce_in_a_thread_that_activated_itself(c):
+    """Isolation state is per task: a thread that activates the quiesce folds
+    on its own returns while the rest of its process never used the interface."""
+    cpu = isolated_cpu()
+    n = _pages_to_use(cpu)
+    assert in_child(_in_thread, _mlock_delta, c, cpu, n, "active") == n
+    assert in_child(_in_thread, _mlock_delta, c, cpu, n, "inactive") == 0
+
+
+EXEC_MLOCK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import test_task_isolation as t
+c, cpu, n = json.loads(sys.argv[2])
+print(t._mlock_delta(c, cpu, n, "inactive"))
+"""
+
+
+def _exec_mlock_delta(c, cpu: int, n: int) -> int:
+    out = subprocess.run([sys.executable, "-c", EXEC_MLOCK, str(Path(__file__).parent), json.dumps([c, cpu, n])],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)
+
+
+def _inherited_delta(c, kind: str, cpu: int, n: int, mask: int) -> int:
+    """The nr_mlock delta of a task that inherited from this one and made no
+    prctl() call of its own."""
+    configure_and_activate(c)
+    set_inherit(c, mask)
+    if kind == "fork":
+        return in_child(_mlock_delta, c, cpu, n, "inactive")
+    if kind == "thread":
+        return _in_thread(_mlock_delta, c, cpu, n, "inactive")
+    return _exec_mlock_delta(c, cpu, n)
+
+
+@pytest.mark.parametrize("kind", ["fork", "thread", "execve"])
+def test_quiesce_in_an_inheriting_child(c, kind):
+    """A child that inherits ISOL_F_QUIESCE active (a forked process, a
+    thread, a forked process after execve) quiesces on its returns as its
+    parent does; one that inherits the configuration only does not."""
+    cpu = isolated_cpu()
+    n = _pages_to_use(cpu)
+    both = c["ISOL_INHERIT_CONF"] | c["ISOL_INHERIT_ACTIVE"]
+    assert in_child(_inherited_delta, c, kind, cpu, n, both) == n, "inherited activation does not quiesce"
+    assert in_child(_inherited_delta, c, kind, cpu, n, c["ISOL_INHERIT_CONF"]) == 0
+
+
+# ------------------------------------------------ zero cost
+#
+# Defining and enabling a kprobe patches kernel text, which interrupts every
+# CPU: the tests that count what reaches an isolated CPU run before these
+# (test_block_interf.py sorts first, and these are last in this file).
+
+QUIESCE_ENTRY = "task_isol_quiesce"
+CALLS = 200
+
+
+def _quiesce_entries(c) -> dict[str, int]:
+    """Entries into the quiesce by this task around CALLS getppid() calls,
+    in each state of its life."""
+    # The exit path calls into the interface only once some task has
+    # activated (a static key): make sure one has, or the phases before
+    # "active" would count nothing on any kernel.
+    in_child(configure_and_activate, c)
+    event = kprobe("isolharness_quiesce", QUIESCE_ENTRY)
+    counts = {}
+
+    def phase(name: str) -> None:
+        with Trace(event, f"common_pid == {os.getpid()}") as trace:
+            for _ in range(CALLS):
+                os.getppid()
+        counts[name] = len(trace.lines)
+
+    phase("never used")
+    set_inherit(c, c["ISOL_INHERIT_CONF"])
+    phase("inherit control only")
+    prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+    phase("configured")
+    prctl(c["PR_ISOL_CTRL_SET"], c["ISOL_F_QUIESCE"])
+    phase("active")
+    prctl(c["PR_ISOL_CTRL_SET"], 0)
+    phase("deactivated")
+    return counts
+
+
+def test_the_quiesce_is_entered_only_while_active(c):
+    """Cost: the out-of-line quiesce is never entered by a task that is not
+    active (never used the interface, only set its inherit control, only
+    configured, deactivated), and at least once per system call while active."""
+    counts = in_child(_quiesce_entries, c)
+    assert counts["active"] >= CALLS, counts
+    assert {k: v for k, v in counts.items() if k != "active"} == dict.fromkeys(
+        ["never used", "inherit control only", "configured", "deactivated"], 0), counts

@@ -12,6 +12,29 @@ import pytest
 TRACING = Path("/sys/kernel/tracing")
 
 
+def mount_tracefs() -> None:
+    if not (TRACING / "trace").exists():
+        os.makedirs(TRACING, exist_ok=True)
+        if os.system(f"mount -t tracefs nodev {TRACING}") != 0:
+            pytest.fail(f"cannot mount tracefs on {TRACING}")
+
+
+def kprobe(name: str, symbol: str) -> str:
+    """A kprobe event kprobes/<name> on the entry of ``symbol``, defined
+    once; returns the event's name for Trace."""
+    mount_tracefs()
+    definitions = TRACING / "kprobe_events"
+    if not definitions.exists():
+        pytest.fail(f"{definitions} missing (CONFIG_KPROBE_EVENTS off?)")
+    if not (TRACING / "events" / "kprobes" / name).is_dir():
+        try:
+            with open(definitions, "a") as f:
+                f.write(f"p:{name} {symbol}\n")
+        except OSError as exc:
+            pytest.fail(f"cannot probe {symbol}: {exc} (not in the kernel, or not probeable)")
+    return f"kprobes/{name}"
+
+
 class Trace:
     """One tracefs event, enabled for the duration of a `with` block; the
     lines it recorded are in .lines afterwards."""
@@ -22,10 +45,7 @@ class Trace:
         self.lines: list[str] = []
 
     def __enter__(self) -> Trace:
-        if not (TRACING / "trace").exists():
-            os.makedirs(TRACING, exist_ok=True)
-            if os.system(f"mount -t tracefs nodev {TRACING}") != 0:
-                pytest.fail(f"cannot mount tracefs on {TRACING}")
+        mount_tracefs()
         if not self.dir.is_dir():
             pytest.fail(f"tracepoint {self.dir.relative_to(TRACING / 'events')} missing (CONFIG_FTRACE off?)")
         (TRACING / "tracing_on").write_text("1\n")
