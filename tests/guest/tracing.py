@@ -27,9 +27,14 @@ def kprobe(name: str, symbol: str) -> str:
     if not definitions.exists():
         pytest.fail(f"{definitions} missing (CONFIG_KPROBE_EVENTS off?)")
     if not (TRACING / "events" / "kprobes" / name).is_dir():
+        # O_APPEND keeps the other definitions; not open(..., "a"), whose
+        # seek to the end a seq_file refuses (EINVAL).
         try:
-            with open(definitions, "a") as f:
-                f.write(f"p:{name} {symbol}\n")
+            fd = os.open(definitions, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, f"p:{name} {symbol}\n".encode())
+            finally:
+                os.close(fd)
         except OSError as exc:
             pytest.fail(f"cannot probe {symbol}: {exc} (not in the kernel, or not probeable)")
     return f"kprobes/{name}"
