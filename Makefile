@@ -51,8 +51,8 @@ bench: deps venv
 	$(BIN)/python bench/run.py $(ARGS)
 
 # Every mutant of tests/e2e/mutants/ built and booted on the default series
-# (one tree, incremental builds); ARGS=--only-named runs only the tests each
-# mutant names, ARGS=NAME... a few of them.
+# (one tree, incremental builds), running the tests each names;
+# ARGS=--all-tests runs the whole guest suite on each, ARGS=NAME... a few.
 mutants: deps venv
 	$(BIN)/python tests/mutation.py $(ARGS)
 

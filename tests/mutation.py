@@ -20,7 +20,7 @@ with ``isolharness check``:
 - survived: it exits 0;
 - invalid: the mutant did not apply or build, or the harness failed (exit 2).
 
-Usage: python tests/mutation.py [--work DIR] [--only-named] [--cache DIR] [MUTANT...]
+Usage: python tests/mutation.py [--work DIR] [--all-tests] [--cache DIR] [MUTANT...]
 Exit 0 only when every mutant run was killed by its named tests.
 """
 
@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=PROJECT / "results" / "mutants",
                    help="where the series directory, logs and results go (default results/mutants)")
     p.add_argument("--cache", help="isolharness cache (default: the harness's)")
-    p.add_argument("--only-named", action="store_true",
-                   help="run only the tests each mutant names (-k), not the whole guest suite")
+    p.add_argument("--all-tests", action="store_true",
+                   help="run the whole guest suite on each mutant (default: only the tests it names, with -k)")
     p.add_argument("--no-baseline", action="store_true", help="skip the run of the unmutated series")
     args = p.parse_args(argv)
     try:
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for mutant in mutants:
         try:
-            result = run_mutant(mutant, work, common, env, args.only_named)
+            result = run_mutant(mutant, work, common, env, not args.all_tests)
         except MutantError as exc:
             print(f"mutation: {exc}", file=sys.stderr)
             return 2
