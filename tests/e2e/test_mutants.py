@@ -29,7 +29,7 @@ def test_every_mutant_names_the_rule_it_breaks_and_its_tests():
 def test_a_sample_of_mutants_is_killed_by_the_tests_they_name(default_run, tmp_path, capsys):
     """The default run (the unmutated series) passed; each mutant on top of
     it fails exactly where it says it should."""
-    assert default_run.code == 0, default_run.output[-3000:]
+    assert default_run.rc == 0, default_run.output[-3000:]
     code = mutation.main(["--work", str(tmp_path), "--no-baseline", *SAMPLE])
     out = capsys.readouterr().out
     sys.stdout.write(out)
