@@ -38,6 +38,11 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml
 
+from harness.junit import CONSOLE_SUITE, STAGES_SUITE
+from harness.outcome import PASSED, SKIPPED
+from harness.series import DEFAULT_LIST, parse_series_text
+from harness.summary import summarize
+
 PROJECT = Path(__file__).resolve().parents[1]
 MUTANTS = PROJECT / "tests" / "e2e" / "mutants"
 ISOLHARNESS = Path(sys.executable).parent / "isolharness"
@@ -105,10 +110,10 @@ def named_id(killed_by: str) -> str:
     return f"{Path(path).stem}::{test}"
 
 
-def failed_guest_tests(junit: Path) -> set[str]:
+def failed_guest_tests(xml: JUnitXml) -> set[str]:
     failed = set()
-    for suite in JUnitXml.fromfile(str(junit)):
-        if (suite.name or "").startswith("isolharness."):
+    for suite in xml:
+        if suite.name in (STAGES_SUITE, CONSOLE_SUITE):
             continue
         for case in suite:
             if any(isinstance(r, (Failure, Error)) for r in case.result):
@@ -123,33 +128,20 @@ def caught(named: str, failed: set[str]) -> bool:
     return any(f == want or f.startswith(want + "[") for f in failed)
 
 
-def run_properties(junit: Path) -> dict[str, str]:
-    for suite in JUnitXml.fromfile(str(junit)):
-        if suite.name == "isolharness.stages":
-            return {p.name: p.value for p in suite.properties()}
-    return {}
+def read_junit(junit: Path) -> JUnitXml | None:
+    return JUnitXml.fromfile(str(junit)) if junit.is_file() else None
 
 
-def stage_failure(junit: Path) -> str:
-    """The first harness stage that failed (prepare, config, build, boot), or ''."""
-    for suite in JUnitXml.fromfile(str(junit)):
-        if suite.name == "isolharness.stages":
-            for case in suite:
-                if any(isinstance(r, (Failure, Error)) for r in case.result):
-                    return case.name or "?"
-    return ""
-
-
-def judge(mutant: Mutant, exit_code: int, junit: Path | None) -> tuple[str, set[str], tuple[str, ...], str]:
+def judge(mutant: Mutant, exit_code: int, xml: JUnitXml | None) -> tuple[str, set[str], tuple[str, ...], str]:
     """(status, failed tests, named tests that did not fail, reason)."""
     if exit_code == 0:
         return SURVIVED, set(), mutant.killed_by, "the suite passed"
-    if exit_code != 1 or junit is None or not junit.is_file():
-        return INVALID, set(), (), f"isolharness exited {exit_code}" + ("" if junit and junit.is_file() else ", no junit.xml")
-    stage = stage_failure(junit)
+    if exit_code != 1 or xml is None:
+        return INVALID, set(), (), f"isolharness exited {exit_code}" + ("" if xml is not None else ", no junit.xml")
+    stage = next((st.name for st in summarize(xml).stages if st.status not in (PASSED, SKIPPED)), "")
     if stage in ("prepare", "config", "build"):
         return INVALID, set(), (), f"the {stage} stage failed: the mutant is not a kernel the suite can judge"
-    failed = failed_guest_tests(junit)
+    failed = failed_guest_tests(xml)
     missed = tuple(n for n in mutant.killed_by if not caught(n, failed))
     if missed:
         return KILLED_BY_OTHERS, failed, missed, "named tests passed: " + ", ".join(missed)
@@ -157,8 +149,8 @@ def judge(mutant: Mutant, exit_code: int, junit: Path | None) -> tuple[str, set[
 
 
 def default_series() -> list[str]:
-    lines = (PROJECT / "patches" / "DEFAULT").read_text().splitlines()
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    default = PROJECT / "patches" / DEFAULT_LIST
+    return parse_series_text(default.read_text(), str(default))
 
 
 def check(args: list[str], log: Path, env: dict[str, str]) -> int:
@@ -187,9 +179,9 @@ def run_mutant(mutant: Mutant, work: Path, common: list[str], env: dict[str, str
         args += ["-k", selection(mutant)]
     start = time.monotonic()
     code = check(args, work / f"{mutant.name}.log", env)
-    junit = results / "junit.xml"
-    status, failed, missed, reason = judge(mutant, code, junit)
-    build_id = run_properties(junit).get("kernel_build_id", "") if junit.is_file() else ""
+    xml = read_junit(results / "junit.xml")
+    status, failed, missed, reason = judge(mutant, code, xml)
+    build_id = summarize(xml).properties.get("kernel_build_id", "") if xml is not None else ""
     return MutantResult(mutant, status, code, time.monotonic() - start, failed, missed, reason, build_id)
 
 
@@ -244,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutation: the suite does not pass on the series itself (see {work / 'baseline.log'}); "
                   "mutants would prove nothing", file=sys.stderr)
             return 2 if code != 1 else 1
-        build_id = run_properties(baseline / "junit.xml").get("kernel_build_id", "")
+        xml = read_junit(baseline / "junit.xml")
+        build_id = summarize(xml).properties.get("kernel_build_id", "") if xml is not None else ""
         if build_id:
             booted[build_id] = "baseline"
     results = []

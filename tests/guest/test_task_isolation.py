@@ -300,12 +300,25 @@ def _fork_state(c) -> dict[str, int]:
     return json.loads(data)
 
 
-def _thread_state(c) -> dict[str, int]:
-    out: dict[str, dict[str, int]] = {}
-    t = threading.Thread(target=lambda: out.setdefault("s", state(c)))
+def _in_thread(fn, *args):
+    """Run fn(*args) in a new thread of this task; return its result or re-raise its failure."""
+    out: dict[str, object] = {}
+
+    def body():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            out["error"] = exc
+    t = threading.Thread(target=body)
     t.start()
     t.join()
-    return out["s"]
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def _thread_state(c) -> dict[str, int]:
+    return _in_thread(state, c)
 
 
 def _setup(c, inherit: int | None, order: str = "conf-first") -> None:
@@ -759,22 +772,6 @@ def test_inherit_active_of_an_inactive_parent_is_inactive(c):
 
 
 # ------------------------------------------------ the effect in other tasks
-
-def _in_thread(fn, *args):
-    out: dict[str, object] = {}
-
-    def body():
-        try:
-            out["value"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            out["error"] = exc
-    t = threading.Thread(target=body)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
 
 def test_quiesce_in_a_thread_that_activated_itself(c):
     """Isolation state is per task: a thread that activates the quiesce folds

@@ -20,7 +20,7 @@ Killed-by: tests/guest/test_y.py::test_b[2]
 """
 
 
-def junit(path: Path, failed: list[tuple[str, str]], passed: list[tuple[str, str]], stage_failed: str = "") -> Path:
+def junit(path: Path, failed: list[tuple[str, str]], passed: list[tuple[str, str]], stage_failed: str = "") -> JUnitXml:
     xml = JUnitXml("isolharness")
     stages = TestSuite("isolharness.stages")
     for name in ("prepare", "config", "build", "boot"):
@@ -37,7 +37,7 @@ def junit(path: Path, failed: list[tuple[str, str]], passed: list[tuple[str, str
         guest.add_testcase(case)
     xml.add_testsuite(guest)
     xml.write(str(path))
-    return path
+    return JUnitXml.fromfile(str(path))
 
 
 @pytest.fixture
