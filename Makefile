@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 ARGS    ?=
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo )
 
-.PHONY: all check-isol test unit e2e bench mutants deps venv lint clean
+.PHONY: all check-isol test unit e2e bench mutants variants fuzz deps venv lint clean
 
 all: check-isol
 
@@ -38,14 +38,26 @@ check-isol: deps venv
 	$(BIN)/isolharness check $(ARGS)
 
 # Unit tests first (seconds), then the end-to-end tests (real builds, boots).
+# The kernel variants (tests/e2e/test_kernel_variants.py) run from `make variants`.
 test: deps venv
-	$(BIN)/python -m pytest -q tests/unit tests/e2e $(ARGS)
+	$(BIN)/python -m pytest -q -m "not variants" tests/unit tests/e2e $(ARGS)
 
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit $(ARGS)
 
 e2e: deps venv
-	$(BIN)/python -m pytest -q tests/e2e $(ARGS)
+	$(BIN)/python -m pytest -q -m "not variants" tests/e2e $(ARGS)
+
+# The series built with CONFIG_TASK_ISOLATION=n, with CONFIG_CPU_ISOLATION=n,
+# and as the debug kernel running the whole suite and 10,000 fuzz calls.
+variants: deps venv
+	$(BIN)/python -m pytest -q -m variants tests/e2e/test_kernel_variants.py $(ARGS)
+
+# The fuzz tests alone on the debug kernel; FUZZ_SEED=N replays a failure.
+FUZZ_CALLS ?= 10000
+fuzz: deps venv
+	ISOLHARNESS_FUZZ_CALLS=$(FUZZ_CALLS) $(if $(FUZZ_SEED),ISOLHARNESS_FUZZ_SEED=$(FUZZ_SEED)) \
+	  $(BIN)/isolharness check --kconfig base --kconfig isolation --kconfig debug -k fuzz $(ARGS)
 
 bench: deps venv
 	$(BIN)/python bench/run.py $(ARGS)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GUEST_JUNIT = "guest-junit.xml"
+# Host variables the guest tests read as they are (tests/guest/test_fuzz.py)
+PASSED_THROUGH = ("ISOLHARNESS_FUZZ_CALLS", "ISOLHARNESS_FUZZ_SEED")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class GuestSuite:
     test_timeout: int           # seconds per guest test
     select: str | None = None   # pytest -k expression
     prebuilt: Path | None = None  # the suite's C programs, built on the host (tests/guest/programs.py)
+    kconfig: Path | None = None   # the kernel's .config (else the guest reads /proc/config.gz)
 
 
 def guest_env(suite: GuestSuite) -> dict[str, str]:
@@ -40,6 +43,8 @@ def guest_env(suite: GuestSuite) -> dict[str, str]:
         "ISOLHARNESS_RESULTS": str(suite.results),
         "PYTHONDONTWRITEBYTECODE": "1",
         **({"ISOLHARNESS_PREBUILT": str(suite.prebuilt)} if suite.prebuilt else {}),
+        **({"ISOLHARNESS_KCONFIG": str(suite.kconfig)} if suite.kconfig else {}),
+        **{name: os.environ[name] for name in PASSED_THROUGH if name in os.environ},
     }
 
 

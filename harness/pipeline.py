@@ -124,9 +124,14 @@ def stage_prepare(opts: RunOptions, hold: contextlib.ExitStack | None = None) ->
 
 
 def fragment_paths(opts: RunOptions, series: tuple[Series, ...] = ()) -> list[Path]:
-    """The fragments asked for, then kconfigs/series/<name>.config of each
-    applied series that has one (the options only that series defines)."""
+    """kconfigs/series/<name>.config of each applied series that has one
+    (the options only that series defines), then the fragments asked for,
+    which come last so that they can turn a series' option off."""
     paths = []
+    for s in series:
+        own = opts.kconfigs_dir / "series" / f"{s.name}.config"
+        if own.is_file():
+            paths.append(own)
     for name in opts.fragments:
         p = Path(name)
         if not p.is_file():
@@ -135,10 +140,6 @@ def fragment_paths(opts: RunOptions, series: tuple[Series, ...] = ()) -> list[Pa
             known = sorted(f.stem for f in opts.kconfigs_dir.glob("*.config"))
             raise HarnessError(f"config fragment '{name}' not found", hint=f"known fragments: {', '.join(known)}")
         paths.append(p)
-    for s in series:
-        own = opts.kconfigs_dir / "series" / f"{s.name}.config"
-        if own.is_file():
-            paths.append(own)
     return paths
 
 
@@ -181,7 +182,8 @@ def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: ac
     results = opts.results.resolve()
     expect = tuple(dict.fromkeys([*prep.tree.series_names, *opts.expect]))
     suite = GuestSuite(PROJECT, results, kbuild.headers, prep.tree.series_names, expect, prep.tree.path,
-                       opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout, opts.select)
+                       opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout, opts.select,
+                       kconfig=kbuild.build_dir / ".config")
     if argv is None:
         warm_bytecode(PROJECT)
         suite = prebuild_programs(suite)

@@ -8,6 +8,11 @@ breaks and the tests that must catch it, one per line:
     Breaks: INTERFACE.md PR_ISOL_SET: a mask with an unknown bit is EINVAL ...
     Killed-by: tests/guest/test_task_isolation.py::test_a_refused_call_changes_nothing
 
+A mutant that only a differently configured kernel compiles (a stub for
+CONFIG_..._=n, say) names the fragments that build it, after the defaults:
+
+    Kconfig: no-task-isolation
+
 A name without ``[params]`` is caught when any of its instances fails. Each
 mutant is run as a third series, always from the same directory (so one
 worktree and one build directory serve every mutant, and the harness's
@@ -57,6 +62,7 @@ class Mutant:
     path: Path
     breaks: str
     killed_by: tuple[str, ...]
+    kconfig: tuple[str, ...] = ()    # fragments after base and isolation (a 'Kconfig:' line)
 
 
 @dataclass
@@ -85,7 +91,8 @@ def load_mutant(path: Path) -> Mutant:
     for name in killed_by:
         if "::" not in name or not name.split("::", 1)[0].endswith(".py"):
             raise MutantError(f"{path}: Killed-by {name!r} is not FILE.py::TEST")
-    return Mutant(path.stem, path, breaks[0], killed_by)
+    kconfig = tuple(name for line in re.findall(r"^Kconfig: (.+)$", header, re.M) for name in line.split())
+    return Mutant(path.stem, path, breaks[0], killed_by, kconfig)
 
 
 def load_mutants(directory: Path = MUTANTS, names: list[str] | None = None) -> list[Mutant]:
@@ -175,6 +182,8 @@ def run_mutant(mutant: Mutant, work: Path, common: list[str], env: dict[str, str
     (series_dir / "series").write_text(mutant.path.name + "\n")
     results = work / "results" / mutant.name
     args = [*common, "--series", str(series_dir), "--results", str(results)]
+    if mutant.kconfig:
+        args += [arg for name in ("base", "isolation", *mutant.kconfig) for arg in ("--kconfig", name)]
     if only_named:
         args += ["-k", selection(mutant)]
     start = time.monotonic()

@@ -13,22 +13,27 @@ csd:csd_queue_cpu tracepoint (by the function they run) and the CAL row of
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import errno
 import fcntl
 import mmap
 import os
 import re
+import resource
 import struct
 import subprocess
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from child import in_child
+from cpulist import cpulist
+from kernel_config import configured_out
 from kstat import vmstat
 from tracing import Trace
 
@@ -80,14 +85,6 @@ def write(path: Path, text: str) -> int:
 def set_mask(text: str) -> None:
     err = write(MASK, text + "\n")
     assert err == 0, f"writing {text!r} to {MASK}: {os.strerror(err)}"
-
-
-def cpulist(text: str) -> list[int]:
-    cpus: list[int] = []
-    for part in filter(None, text.strip().split(",")):
-        lo, _, hi = part.partition("-")
-        cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
 
 
 def perf_attr() -> ctypes.Array:
@@ -165,6 +162,8 @@ def mtrr_reg(table: str, base: int) -> int | None:
 @pytest.fixture(scope="module")
 def cpus(isolated_cpus, expected_series) -> tuple[int, int]:
     """(blocked, free): two isolated CPUs. Fails or skips when the file is absent."""
+    if configured_out("CONFIG_CPU_ISOLATION"):
+        pytest.skip("kernel built with CONFIG_CPU_ISOLATION=n (test_configured_out.py checks it)")
     if not MASK.exists():
         if SERIES in expected_series:
             pytest.fail(f"{SERIES} series expected but the feature is absent: {MASK} does not exist")
@@ -713,60 +712,137 @@ def test_a_partial_stat_refresh_raises_no_negative_counter_warning(cpus):
 
 # ---------------------------------------------------------------- concurrency
 
-def test_writer_racing_readers_gives_success_or_eperm_only(cpus):
-    """One thread flips the mask while others loop on perf_event_open and on
-    clocksource reads and writes (of the one in use) for a few seconds: every
-    result is success or EPERM, nothing hangs (the per-test timeout), and the
-    console scan of the run catches any splat."""
+@dataclass(frozen=True)
+class Window:
+    """From the return of one mask write to the start of the next: the
+    time in which that write's mask, and no other, is in force."""
+    opens: int      # ns, CLOCK_MONOTONIC
+    closes: int
+    blocks: bool    # the mask holds the blocked CPU
+
+
+def windows(writes: list[tuple[int, int, bool]], until: int) -> list[Window]:
+    """The windows of a sequence of (start, return, blocks) writes, the
+    first from the cleared mask the test starts with."""
+    if not writes:
+        return [Window(0, until, False)]
+    return [Window(0, writes[0][0], False)] + [
+        Window(ret, writes[k + 1][0] if k + 1 < len(writes) else until, blocks)
+        for k, (_, ret, blocks) in enumerate(writes)]
+
+
+def window_of(wins: list[Window], start: int, end: int) -> Window | None:
+    """The window holding all of [start, end], or None if a write overlaps it."""
+    k = bisect.bisect_right([w.opens for w in wins], start) - 1
+    return wins[k] if k >= 0 and end < wins[k].closes else None
+
+
+def test_writer_racing_readers_every_result_matches_the_mask_in_force(cpus):
+    """One thread flips the mask between the blocked CPU and empty while
+    others loop on perf_event_open on that CPU, and on clocksource reads and
+    writes (of the one in use), for a few seconds; each call is timed on
+    CLOCK_MONOTONIC, and so are the function-call IPIs queued to the blocked
+    CPU (csd_queue_cpu on trace_clock mono).
+
+    "The new mask is in force for every operation that starts after the
+    write returns": an open that ran wholly between two writes must give
+    EPERM if the first of them blocked the CPU and succeed if it did not,
+    and no perf IPI may reach the blocked CPU while a blocking mask is in
+    force, which fails a kernel that drops the read side between the check
+    and the installation (the writer then completes in between). Events
+    stay open until the end, so that no close sends its IPI during the race."""
     blocked, _ = cpus
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cap = max(100, min(hard, 1 << 16) // 2 - 200)     # open events per perf thread
     deadline = time.monotonic() + 4.0
-    results: dict[str, set[int]] = {"perf": set(), "clocksource": set(), "writer": set()}
-    counts = {"perf": 0, "clocksource": 0, "writer": 0}
+    writes: list[tuple[int, int, bool]] = []
+    opens: list[list[tuple[int, int, int]]] = [[], []]
+    held: list[list[int]] = [[], []]
+    counts = {"writer": 0, "clocksource": 0}
+    bad: dict[str, set[int]] = {"writer": set(), "clocksource": set()}
     errors: list[str] = []
     current = (CLOCKSOURCE / "current_clocksource").read_text().strip()
 
     def writer():
         flip = 0
         while time.monotonic() < deadline:
-            results["writer"].add(write(MASK, (f"{blocked}" if flip % 2 == 0 else "") + "\n"))
+            blocks = flip % 2 == 0
+            t0 = time.monotonic_ns()
+            err = write(MASK, (f"{blocked}" if blocks else "") + "\n")
+            t1 = time.monotonic_ns()
+            if err:
+                bad["writer"].add(err)
+            else:
+                writes.append((t0, t1, blocks))
             counts["writer"] += 1
             flip += 1
+            time.sleep(0.002)   # a window in which this mask alone is in force
+        t0 = time.monotonic_ns()
+        write(MASK, "\n")
+        writes.append((t0, time.monotonic_ns(), False))
 
-    def perf():
-        while time.monotonic() < deadline:
+    def perf(n: int):
+        while time.monotonic() < deadline and len(held[n]) < cap:
+            t0 = time.monotonic_ns()
             fd, err = perf_open(blocked)
-            results["perf"].add(err)
-            counts["perf"] += 1
+            opens[n].append((t0, time.monotonic_ns(), err))
             if fd >= 0:
-                os.close(fd)
+                held[n].append(fd)
 
     def clocksource():
         while time.monotonic() < deadline:
             (CLOCKSOURCE / "current_clocksource").read_text()
-            results["clocksource"].add(write(CLOCKSOURCE / "current_clocksource", current + "\n"))
+            err = write(CLOCKSOURCE / "current_clocksource", current + "\n")
+            if err:
+                bad["clocksource"].add(err)
             counts["clocksource"] += 1
 
-    def guard(fn):
+    def guard(fn, *args):
         def run():
             try:
-                fn()
+                fn(*args)
             except Exception:  # noqa: BLE001 - reported below
                 errors.append(traceback.format_exc())
         return run
 
-    threads = [threading.Thread(target=guard(f)) for f in (writer, perf, perf, clocksource)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not [t for t in threads if t.is_alive()], "a thread is stuck (deadlock?)"
+    threads = [threading.Thread(target=guard(writer)), threading.Thread(target=guard(perf, 0)),
+               threading.Thread(target=guard(perf, 1)), threading.Thread(target=guard(clocksource))]
+    try:
+        with Trace("csd/csd_queue_cpu", f"cpu == {blocked}", clock="mono") as trace:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+        assert not [t for t in threads if t.is_alive()], "a thread is stuck (deadlock?)"
+    finally:
+        write(MASK, "\n")
+        for fd in held[0] + held[1]:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert not errors, errors[0]
-    assert results["writer"] == {0}, results
-    assert results["perf"] <= {0, errno.EPERM}, results
-    assert results["clocksource"] == {0}, results
-    assert counts["writer"] > 10 and counts["perf"] > 10 and counts["clocksource"] > 10, counts
-    write(MASK, "\n")
-    assert read_mask() == "\n"
+    assert not bad["writer"] and not bad["clocksource"], bad
+    assert counts["writer"] > 10 and counts["clocksource"] > 10, counts
+    wins = windows(writes, time.monotonic_ns())
+    checked = {True: 0, False: 0}
+    wrong = []
+    for start, end, err in opens[0] + opens[1]:
+        win = window_of(wins, start, end)
+        if win is None:
+            assert err in (0, errno.EPERM), os.strerror(err)
+            continue
+        checked[win.blocks] += 1
+        if err != (errno.EPERM if win.blocks else 0):
+            wrong.append(f"open at {start} under a mask that {'blocks' if win.blocks else 'frees'} "
+                         f"CPU {blocked} (in force {win.opens}-{win.closes}): {os.strerror(err) if err else 'success'}")
+    assert not wrong, f"{len(wrong)} results against the mask in force, e.g. {wrong[:3]}"
+    assert checked[True] > 10 and checked[False] > 10, f"too few opens between writes to judge: {checked}"
+    late = []
+    for stamp in trace.times_ns(r"func=remote_function"):
+        win = window_of(wins, stamp, stamp)
+        if win is not None and win.blocks:
+            late.append(f"IPI at {stamp} under the mask in force {win.opens}-{win.closes}")
+    assert not late, f"{len(late)} perf IPIs reached CPU {blocked} while it was blocked, e.g. {late[:3]}"
     fd, err = perf_open(blocked)
     assert err == 0, os.strerror(err)
     os.close(fd)

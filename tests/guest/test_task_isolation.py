@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from child import in_child
+from cpulist import cpulist
+from kernel_config import configured_out
 from kstat import vmstat
 from tracing import Trace, kprobe
 from programs import TASK_ISOLATION_UAPI, USERLOOP_DIR, USERLOOP_SOURCES, HeaderMissing, constants, obtain, \
@@ -70,6 +72,9 @@ def prctl_errno(option: int, *args: int) -> int:
 def c(headers, expected_series) -> dict[str, int]:
     """The interface's constants, from the installed headers; absent -> fail
     when the series is expected, skip when it is not."""
+    if configured_out("CONFIG_TASK_ISOLATION"):
+        pytest.skip("kernel built with CONFIG_TASK_ISOLATION=n (test_configured_out.py checks it)")
+
     def absent(why: str):
         if SERIES in expected_series:
             pytest.fail(f"{SERIES} series expected but the feature is absent: {why}")
@@ -868,3 +873,62 @@ def test_the_quiesce_is_entered_only_while_active(c):
     assert counts["active"] >= CALLS, counts
     assert {k: v for k, v in counts.items() if k != "active"} == dict.fromkeys(
         ["never used", "inherit control only", "configured", "deactivated"], 0), counts
+
+
+MCL_CURRENT, MCL_FUTURE = 1, 2
+
+
+def _vmstat_work_in_a_user_loop(c, cpu: int, activate: bool, seconds: float) -> tuple[int, int]:
+    """In a child on `cpu`: vmstat differentials made for a while (so the
+    shepherd queues vmstat_update there and it re-arms itself), then
+    configured (and activated, which quiesces on its return), then a loop
+    in user space that faults nothing in and makes no syscall. Returns the
+    loop's start and end on CLOCK_MONOTONIC."""
+    os.sched_setaffinity(0, {cpu})
+    # Everything faulted in now, so that the loop below makes no page
+    # fault, which would make new differentials on this CPU.
+    assert libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0, os.strerror(ctypes.get_errno())
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:
+        addr = anon_pages(16)
+        ctypes.memset(addr, 1, 16 * PAGE)
+        assert libc.munmap(addr, 16 * PAGE) == 0
+    prctl(c["PR_ISOL_SET"], c["ISOL_F_QUIESCE"], c["ISOL_F_QUIESCE_VMSTATS"])
+    if activate:
+        prctl(c["PR_ISOL_CTRL_SET"], c["ISOL_F_QUIESCE"])
+    start = time.monotonic_ns()
+    end = start + int(seconds * 1e9)
+    now = start
+    while now < end:
+        now = time.monotonic_ns()
+    return start, now
+
+
+def _vmstat_updates_on(c, cpu: int, others: set[int], activate: bool) -> list[int]:
+    """The runs of vmstat_update on `cpu` during that loop (trace times),
+    this process kept on the `others` CPUs meanwhile."""
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, others)
+    try:
+        with Trace("workqueue/workqueue_execute_start", clock="mono") as trace:
+            start, end = in_child(_vmstat_work_in_a_user_loop, c, cpu, activate, 3.5)
+    finally:
+        os.sched_setaffinity(0, saved)
+    return [t for t in trace.times_ns(rf"\[{cpu:03d}\].*function vmstat_update\b") if start < t < end]
+
+
+def test_the_quiesce_drops_the_pending_vmstat_work(c):
+    """ISOL_F_QUIESCE_VMSTATS "drops that CPU's pending deferred vmstat work,
+    so no vmstat work needs to run on that CPU later". On a housekeeping CPU
+    (the shepherd queues no vmstat work on isolated ones), after a burst of
+    differentials: configured alone, vmstat_update still runs there during a
+    user loop (the control: the work was pending); active, it never does."""
+    online = cpulist(Path("/sys/devices/system/cpu/online").read_text())
+    housekeeping = [cpu for cpu in online if cpu not in cpulist(Path("/sys/devices/system/cpu/isolated").read_text())]
+    if len(housekeeping) < 2:
+        pytest.fail(f"this test needs two housekeeping CPUs, the guest has {housekeeping}")
+    cpu, others = housekeeping[-1], set(housekeeping[:-1])
+    inactive = _vmstat_updates_on(c, cpu, others, activate=False)
+    assert inactive, f"no vmstat_update ran on CPU {cpu} in the loop of a configured, inactive task"
+    active = _vmstat_updates_on(c, cpu, others, activate=True)
+    assert not active, f"vmstat_update ran on CPU {cpu} {len(active)} times in the loop of an active task"

@@ -44,15 +44,20 @@ class Trace:
     """One tracefs event, enabled for the duration of a `with` block; the
     lines it recorded are in .lines afterwards."""
 
-    def __init__(self, event: str, filter: str = ""):
+    def __init__(self, event: str, filter: str = "", clock: str = ""):
         self.dir = TRACING / "events" / event
         self.filter = filter
+        self.clock = clock        # e.g. "mono": timestamps on CLOCK_MONOTONIC
+        self.saved_clock = ""
         self.lines: list[str] = []
 
     def __enter__(self) -> Trace:
         mount_tracefs()
         if not self.dir.is_dir():
             pytest.fail(f"tracepoint {self.dir.relative_to(TRACING / 'events')} missing (CONFIG_FTRACE off?)")
+        if self.clock:
+            self.saved_clock = re.search(r"\[(\w+)\]", (TRACING / "trace_clock").read_text()).group(1)
+            (TRACING / "trace_clock").write_text(self.clock + "\n")
         (TRACING / "tracing_on").write_text("1\n")
         (TRACING / "trace").write_text("")
         if self.filter:
@@ -66,6 +71,18 @@ class Trace:
             (self.dir / "filter").write_text("0\n")
         self.lines = [line for line in (TRACING / "trace").read_text().splitlines() if not line.startswith("#")]
         (TRACING / "trace").write_text("")
+        if self.saved_clock:
+            (TRACING / "trace_clock").write_text(self.saved_clock + "\n")
 
     def count(self, pattern: str) -> int:
         return sum(1 for line in self.lines if re.search(pattern, line))
+
+    def times_ns(self, pattern: str) -> list[int]:
+        """The timestamps (ns, on the trace clock) of the lines matching."""
+        stamps = []
+        for line in self.lines:
+            if re.search(pattern, line):
+                m = re.search(r"\s(\d+)\.(\d{6}):\s", line)
+                if m:
+                    stamps.append(int(m.group(1)) * 1_000_000_000 + int(m.group(2)) * 1000)
+        return stamps

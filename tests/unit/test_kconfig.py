@@ -74,3 +74,30 @@ def test_block_fragment_turns_the_block_layer_back_on():
     block = load_fragment(KCONFIGS / "block.config")
     assert base.options["CONFIG_BLOCK"] == "n"
     assert requested_options([base, block])["CONFIG_BLOCK"] == "y"
+
+
+def test_a_user_fragment_can_turn_a_series_option_off():
+    """kconfigs/series/<name>.config goes first, the fragments asked for
+    after it: the variant fragments turn the series' own options off."""
+    from harness.pipeline import RunOptions, fragment_paths
+    from harness.series import Series
+
+    series = (Series("task-isolation", KCONFIGS.parent / "patches" / "task-isolation", ()),)
+    opts = RunOptions(fragments=["base", "isolation", "no-task-isolation"])
+    paths = fragment_paths(opts, series)
+    assert paths[0] == KCONFIGS / "series" / "task-isolation.config"
+    assert paths[1:] == [KCONFIGS / f"{n}.config" for n in opts.fragments]
+    assert requested_options([load_fragment(p) for p in paths])["CONFIG_TASK_ISOLATION"] == "n"
+
+
+@pytest.mark.parametrize("fragment, option", [("no-task-isolation", "CONFIG_TASK_ISOLATION"),
+                                              ("no-cpu-isolation", "CONFIG_CPU_ISOLATION")])
+def test_variant_fragments_leave_nothing_that_selects_the_option_back(fragment, option):
+    """NO_HZ_FULL selects CPU_ISOLATION: a variant that turned only the
+    latter off would get it back from olddefconfig (and fail the config
+    stage's dropped-option check)."""
+    frags = [load_fragment(KCONFIGS / f"{n}.config") for n in ("base", "isolation", fragment)]
+    opts = requested_options(frags)
+    assert opts[option] == "n"
+    if option == "CONFIG_CPU_ISOLATION":
+        assert opts["CONFIG_NO_HZ_FULL"] == "n"

@@ -77,3 +77,17 @@ def test_silence_after_the_command_started_is_no_stall(tmp_path, monkeypatch):
     assert not res.stalled and not res.timed_out and res.returncode == 0 and res.reached_command
     res, _ = run_stand_in(tmp_path, monkeypatch, "sleep 3; exit 7", stall=None, timeout=30)
     assert not res.stalled and res.returncode == 7
+
+
+def test_guest_env_names_the_kernel_config_and_passes_the_fuzz_settings(monkeypatch, tmp_path):
+    from harness.guest import GuestSuite, guest_env
+
+    suite = GuestSuite(tmp_path, tmp_path / "r", tmp_path / "h", ("task-isolation",), ("task-isolation",),
+                       tmp_path / "src", "2-3", 4, 120, kconfig=tmp_path / "build" / ".config")
+    monkeypatch.setenv("ISOLHARNESS_FUZZ_CALLS", "10000")
+    monkeypatch.delenv("ISOLHARNESS_FUZZ_SEED", raising=False)
+    monkeypatch.setenv("ISOLHARNESS_UNRELATED", "x")
+    env = guest_env(suite)
+    assert env["ISOLHARNESS_KCONFIG"] == str(tmp_path / "build" / ".config")
+    assert env["ISOLHARNESS_FUZZ_CALLS"] == "10000"
+    assert "ISOLHARNESS_FUZZ_SEED" not in env and "ISOLHARNESS_UNRELATED" not in env
