@@ -19,6 +19,7 @@ import errno
 import fcntl
 import mmap
 import os
+import pickle
 import re
 import resource
 import struct
@@ -35,7 +36,7 @@ from child import in_child
 from cpulist import cpulist
 from kernel_config import configured_out
 from kstat import vmstat
-from tracing import Trace
+from tracing import Trace, kprobe
 
 SERIES = "block-interf"
 MASK = Path("/sys/devices/system/cpu/block_interf")
@@ -737,90 +738,119 @@ def window_of(wins: list[Window], start: int, end: int) -> Window | None:
     return wins[k] if k >= 0 and end < wins[k].closes else None
 
 
+def _worker(fn, release: tuple[int, int]) -> tuple[int, int]:
+    """fn() in a forked process: (pid, the pipe its pickled result comes
+    on); it then waits until the write end of the ``release`` pipe is
+    closed, and exits."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.close(release[1])
+        try:
+            payload = ("ok", fn())
+        except BaseException:  # noqa: BLE001 - everything goes back to the parent
+            payload = ("err", traceback.format_exc())
+        with os.fdopen(w, "wb") as f:
+            pickle.dump(payload, f)
+        os.read(release[0], 1)
+        os._exit(0)
+    os.close(w)
+    return pid, r
+
+
+def _result(worker: tuple[int, int]) -> tuple[str, object]:
+    with os.fdopen(worker[1], "rb") as f:
+        return pickle.loads(f.read())
+
+
 def test_writer_racing_readers_every_result_matches_the_mask_in_force(cpus):
-    """One thread flips the mask between the blocked CPU and empty while
+    """One process flips the mask between the blocked CPU and empty while
     others loop on perf_event_open on that CPU, and on clocksource reads and
     writes (of the one in use), for a few seconds; each call is timed on
-    CLOCK_MONOTONIC, and so are the function-call IPIs queued to the blocked
-    CPU (csd_queue_cpu on trace_clock mono).
+    CLOCK_MONOTONIC.
 
     "The new mask is in force for every operation that starts after the
     write returns": an open that ran wholly between two writes must give
-    EPERM if the first of them blocked the CPU and succeed if it did not,
-    and no perf IPI may reach the blocked CPU while a blocking mask is in
-    force, which fails a kernel that drops the read side between the check
-    and the installation (the writer then completes in between). Events
-    stay open until the end, so that no close sends its IPI during the race."""
+    EPERM if the first of them blocked the CPU and succeed if it did not.
+    And no perf IPI may reach the blocked CPU while a blocking mask is in
+    force: the kernel's own stamps (trace_clock mono) of each store's entry
+    and return (a kprobe and a kretprobe on block_interf_store) and of the
+    IPIs queued to that CPU (csd_queue_cpu) must never put an IPI between a
+    blocking store's return and the next store, which fails a kernel that
+    drops the read side between the check and the installation (a writer
+    then completes in between). Events stay open until the end, so that no
+    close sends its IPI during the race."""
     blocked, _ = cpus
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    cap = max(100, min(hard, 1 << 16) // 2 - 200)     # open events per perf thread
-    deadline = time.monotonic() + 4.0
-    writes: list[tuple[int, int, bool]] = []
-    opens: list[list[tuple[int, int, int]]] = [[], []]
-    held: list[list[int]] = [[], []]
-    counts = {"writer": 0, "clocksource": 0}
-    bad: dict[str, set[int]] = {"writer": set(), "clocksource": set()}
-    errors: list[str] = []
+    store = kprobe("isol_mask_store", "block_interf_store")
+    stored = kprobe("isol_mask_stored", "block_interf_store", ret=True)
+    deadline = time.monotonic() + 5.0
     current = (CLOCKSOURCE / "current_clocksource").read_text().strip()
+    release_r, release_w = os.pipe()
 
     def writer():
-        flip = 0
+        writes, bad, flip = [], set(), 0
         while time.monotonic() < deadline:
             blocks = flip % 2 == 0
             t0 = time.monotonic_ns()
             err = write(MASK, (f"{blocked}" if blocks else "") + "\n")
             t1 = time.monotonic_ns()
             if err:
-                bad["writer"].add(err)
+                bad.add(err)
             else:
                 writes.append((t0, t1, blocks))
-            counts["writer"] += 1
             flip += 1
-            time.sleep(0.002)   # a window in which this mask alone is in force
+            # Windows in which this mask alone is in force: long free ones,
+            # so that opens are on their way when the next write blocks.
+            time.sleep(0.0002 if blocks else 0.002)
         t0 = time.monotonic_ns()
         write(MASK, "\n")
         writes.append((t0, time.monotonic_ns(), False))
+        return writes, bad
 
-    def perf(n: int):
-        while time.monotonic() < deadline and len(held[n]) < cap:
+    def perf():
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        opens, held = [], []
+        while time.monotonic() < deadline and len(held) < min(hard, 1 << 16) - 100:
             t0 = time.monotonic_ns()
             fd, err = perf_open(blocked)
-            opens[n].append((t0, time.monotonic_ns(), err))
+            opens.append((t0, time.monotonic_ns(), err))
             if fd >= 0:
-                held[n].append(fd)
+                held.append(fd)
+        return opens
 
     def clocksource():
+        bad, count = set(), 0
         while time.monotonic() < deadline:
             (CLOCKSOURCE / "current_clocksource").read_text()
             err = write(CLOCKSOURCE / "current_clocksource", current + "\n")
             if err:
-                bad["clocksource"].add(err)
-            counts["clocksource"] += 1
+                bad.add(err)
+            count += 1
+        return bad, count
 
-    def guard(fn, *args):
-        def run():
-            try:
-                fn(*args)
-            except Exception:  # noqa: BLE001 - reported below
-                errors.append(traceback.format_exc())
-        return run
-
-    threads = [threading.Thread(target=guard(writer)), threading.Thread(target=guard(perf, 0)),
-               threading.Thread(target=guard(perf, 1)), threading.Thread(target=guard(clocksource))]
+    # Processes, not threads: no interpreter lock serialises the writer
+    # with the readers. Each sends its result, then waits to be released,
+    # so that a perf process closes its events (an IPI each) only once the
+    # race and its trace are over.
+    workers: list[tuple[int, int]] = []
     try:
-        with Trace("csd/csd_queue_cpu", f"cpu == {blocked}", clock="mono") as trace:
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=60)
-        assert not [t for t in threads if t.is_alive()], "a thread is stuck (deadlock?)"
+        with Trace("csd/csd_queue_cpu", f"cpu == {blocked}", clock="mono", also=(store, stored)) as trace:
+            workers = [_worker(fn, (release_r, release_w)) for fn in (writer, perf, perf, clocksource)]
+            results = [_result(w) for w in workers]
     finally:
+        os.close(release_w)          # releases every worker
+        os.close(release_r)
+        for pid, _ in workers:
+            os.waitpid(pid, 0)
         write(MASK, "\n")
-        for fd in held[0] + held[1]:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    errors = [r[1] for r in results if r[0] == "err"]
     assert not errors, errors[0]
+    (writes, writer_bad), opens0, opens1, (clocksource_bad, clocksource_count) = [r[1] for r in results]
+    bad = {"writer": writer_bad, "clocksource": clocksource_bad}
+    counts = {"writer": len(writes), "clocksource": clocksource_count}
+    opens = [opens0, opens1]
     assert not bad["writer"] and not bad["clocksource"], bad
     assert counts["writer"] > 10 and counts["clocksource"] > 10, counts
     wins = windows(writes, time.monotonic_ns())
@@ -837,9 +867,14 @@ def test_writer_racing_readers_every_result_matches_the_mask_in_force(cpus):
                          f"CPU {blocked} (in force {win.opens}-{win.closes}): {os.strerror(err) if err else 'success'}")
     assert not wrong, f"{len(wrong)} results against the mask in force, e.g. {wrong[:3]}"
     assert checked[True] > 10 and checked[False] > 10, f"too few opens between writes to judge: {checked}"
+    # The same windows on the kernel's clock: from each store's return to
+    # the next store's entry. One writer process: the stores are in order.
+    entries, returns = trace.times_ns(r"isol_mask_store:"), trace.times_ns(r"isol_mask_stored:")
+    assert len(entries) == len(returns) == len(writes), (len(entries), len(returns), len(writes))
+    kernel_wins = windows([(s, r, w[2]) for s, r, w in zip(entries, returns, writes)], time.monotonic_ns())
     late = []
     for stamp in trace.times_ns(r"func=remote_function"):
-        win = window_of(wins, stamp, stamp)
+        win = window_of(kernel_wins, stamp, stamp)
         if win is not None and win.blocks:
             late.append(f"IPI at {stamp} under the mask in force {win.opens}-{win.closes}")
     assert not late, f"{len(late)} perf IPIs reached CPU {blocked} while it was blocked, e.g. {late[:3]}"

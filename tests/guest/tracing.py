@@ -19,9 +19,10 @@ def mount_tracefs() -> None:
             pytest.fail(f"cannot mount tracefs on {TRACING}")
 
 
-def kprobe(name: str, symbol: str) -> str:
-    """A kprobe event kprobes/<name> on the entry of ``symbol``, defined
-    once; returns the event's name for Trace."""
+def kprobe(name: str, symbol: str, ret: bool = False) -> str:
+    """A kprobe event kprobes/<name> on the entry of ``symbol`` (on its
+    return: a kretprobe, with ``ret``), defined once; returns the event's
+    name for Trace."""
     mount_tracefs()
     definitions = TRACING / "kprobe_events"
     if not definitions.exists():
@@ -32,7 +33,7 @@ def kprobe(name: str, symbol: str) -> str:
         try:
             fd = os.open(definitions, os.O_WRONLY | os.O_APPEND)
             try:
-                os.write(fd, f"p:{name} {symbol}\n".encode())
+                os.write(fd, f"{'r' if ret else 'p'}:{name} {symbol}\n".encode())
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -44,8 +45,9 @@ class Trace:
     """One tracefs event, enabled for the duration of a `with` block; the
     lines it recorded are in .lines afterwards."""
 
-    def __init__(self, event: str, filter: str = "", clock: str = ""):
+    def __init__(self, event: str, filter: str = "", clock: str = "", also: tuple[str, ...] = ()):
         self.dir = TRACING / "events" / event
+        self.also = [TRACING / "events" / e for e in also]   # more events, unfiltered
         self.filter = filter
         self.clock = clock        # e.g. "mono": timestamps on CLOCK_MONOTONIC
         self.saved_clock = ""
@@ -53,8 +55,6 @@ class Trace:
 
     def __enter__(self) -> Trace:
         mount_tracefs()
-        if not self.dir.is_dir():
-            pytest.fail(f"tracepoint {self.dir.relative_to(TRACING / 'events')} missing (CONFIG_FTRACE off?)")
         if self.clock:
             self.saved_clock = re.search(r"\[(\w+)\]", (TRACING / "trace_clock").read_text()).group(1)
             (TRACING / "trace_clock").write_text(self.clock + "\n")
@@ -62,11 +62,15 @@ class Trace:
         (TRACING / "trace").write_text("")
         if self.filter:
             (self.dir / "filter").write_text(self.filter + "\n")
-        (self.dir / "enable").write_text("1\n")
+        for d in [self.dir, *self.also]:
+            if not d.is_dir():
+                pytest.fail(f"trace event {d.relative_to(TRACING / 'events')} missing")
+            (d / "enable").write_text("1\n")
         return self
 
     def __exit__(self, *exc) -> None:
-        (self.dir / "enable").write_text("0\n")
+        for d in [self.dir, *self.also]:
+            (d / "enable").write_text("0\n")
         if self.filter:
             (self.dir / "filter").write_text("0\n")
         self.lines = [line for line in (TRACING / "trace").read_text().splitlines() if not line.startswith("#")]
