@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 ARGS    ?=
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo )
 
-.PHONY: all check-isol test unit e2e bench mutants variants fuzz deps venv lint clean
+.PHONY: all check-isol test unit e2e bench bench-interference mutants variants fuzz deps venv lint clean
 
 all: check-isol
 
@@ -61,6 +61,10 @@ fuzz: deps venv
 
 bench: deps venv
 	$(BIN)/python bench/run.py $(ARGS)
+
+# The interference account's cost: the guest suite with and without it.
+bench-interference: deps venv
+	$(BIN)/python bench/interference.py $(ARGS)
 
 # Every mutant of tests/e2e/mutants/ built and booted on the default series
 # (one tree, incremental builds), running the tests each names;

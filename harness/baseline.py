@@ -3,8 +3,9 @@ previous revision of the series left (``--baseline PREVIOUS/summary.json``).
 
 A regression is a testcase (stage, splat check, per-patch build, checkpatch,
 guest test) that fails now and did not fail before, including one that is
-new and fails. Fixes, tests added and removed, and stage times are reported
-too.
+new and fails, or a new source of interference on a test with a budget
+(harness.interference.new_sources). Fixes, tests added and removed, and
+stage times are reported too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import interference
 from .errors import HarnessError
 from .outcome import ERROR, FAILED, MISSED, PASSED
 from .progress import fmt_duration
@@ -28,10 +30,11 @@ class Comparison:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     stage_times: list[tuple[str, float | None, float]] = field(default_factory=list)
+    new_interference: list[str] = field(default_factory=list)   # "test: cpu N: source:what"
 
     @property
     def regression(self) -> bool:
-        return bool(self.new_failures)
+        return bool(self.new_failures or self.new_interference)
 
 
 def load_summary_json(path: Path) -> Summary:
@@ -68,6 +71,12 @@ def compare(previous: Summary, current: Summary) -> Comparison:
         elif case.status == PASSED and old is not None and old.status in BAD:
             cmp.fixes.append(key)
     cmp.removed = [key for key in before if key not in now]
+    for key, case in now.items():
+        old = before.get(key)
+        if old is not None and old.interference and case.interference:
+            added = interference.new_sources(interference.account(old.interference),
+                                             interference.account(case.interference))
+            cmp.new_interference.extend(f"{key}: {item}" for item in added)
     old_stages = {c.name: c.time for c in previous.stages}
     cmp.stage_times = [(c.name, old_stages.get(c.name), c.time) for c in current.stages]
     return cmp
@@ -76,9 +85,10 @@ def compare(previous: Summary, current: Summary) -> Comparison:
 def render_comparison(cmp: Comparison, baseline: Path) -> str:
     out = [f"against baseline {baseline}:"]
     for title, keys in (("new failures", cmp.new_failures), ("fixed", cmp.fixes),
-                        ("tests added", cmp.added), ("tests removed", cmp.removed)):
-        out.append(f"  {title:<14} {len(keys)}")
-        out.extend(f"    {'x' if title == 'new failures' else '-'} {k}" for k in keys[:50])
+                        ("tests added", cmp.added), ("tests removed", cmp.removed),
+                        ("new interference", cmp.new_interference)):
+        out.append(f"  {title:<16} {len(keys)}")
+        out.extend(f"    {'x' if title in ('new failures', 'new interference') else '-'} {k}" for k in keys[:50])
         if len(keys) > 50:
             out.append(f"    ... and {len(keys) - 50} more")
     out.append(f"  {'stage':<22} {'before':>8} {'now':>8} {'delta':>8}")

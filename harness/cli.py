@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--output", type=Path, metavar="LOG", help="the guest's output, for the tail an error shows")
     pa.add_argument("--results", type=Path, default=Path("results/parsed"),
                     help="where the new report goes (default results/parsed)")
-    r = sub.add_parser("report", help="re-render a saved run's summary")
+    r = sub.add_parser("report", help="re-render a saved run's summary, with the interference table")
     r.add_argument("dir", type=Path, nargs="?", default=Path("results/latest"))
     d = sub.add_parser("doctor", help="list what is missing or broken, with the fix")
     d.add_argument("--cache")
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "report":
             s = summary.load(args.dir)
             print(summary.render(s, args.dir))
+            print(summary.render_interference(s))
             return s.exit_status
         if args.cmd == "test":
             return remote_cmd(args)

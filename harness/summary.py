@@ -12,6 +12,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestSuite
 
+from . import interference
 from .ccache import CcacheStats
 from .errors import HarnessError
 from .junit import CONSOLE_SUITE, INFRA, STAGES_SUITE
@@ -27,6 +28,7 @@ class CaseSummary:
     time: float
     message: str = ""
     result: str = ""        # KernelCI's word: FAIL ERROR MISS PASS SKIP (harness.outcome)
+    interference: dict | None = None   # a guest test's account (harness.interference)
 
 
 @dataclass
@@ -72,6 +74,7 @@ def summarize(xml: JUnitXml) -> Summary:
                 # is a failed test, not a failure of the harness.
                 if row.status == ERROR:
                     row.status = FAILED
+                row.interference = interference.from_case(case)
                 guest.append(row)
     for row in stages + console + guest:
         row.result = KCIDB[row.status]
@@ -150,3 +153,12 @@ def render(summary: Summary, results_dir: Path | None = None) -> str:
     where = f" (results in {results_dir})" if results_dir else ""
     out.append(f"verdict: {verdict}, exit status {summary.exit_status}{where}")
     return "\n".join(out)
+
+
+def render_interference(summary: Summary) -> str:
+    """``isolharness report``'s table of the guest tests' accounts."""
+    accounts = {g.name: interference.account(g.interference) for g in summary.guest if g.interference}
+    if not accounts:
+        return "interference: no account in this run (a guest suite without the plugin, or no isolated CPU)"
+    return "interference (what reached the isolated CPUs during each test body):\n" + \
+        interference.render_table(accounts)

@@ -71,7 +71,7 @@ def test_series_revisions_checkpatch_bisectability_and_baseline(mboxes, results_
     assert sum(1 for n in cases if n.startswith("isolharness.stages::checkpatch ")) == 3
     assert cases["isolharness.stages::build"].result == []  # the top builds
     # checkpatch warns about the broken patch too; both are new failures.
-    assert "new failures   2" in second.output and "x stage::builds after 02/03" in second.output
+    assert "new failures     2" in second.output and "x stage::builds after 02/03" in second.output
     assert "x stage::checkpatch 02/03" in second.output
     assert "regression: yes" in second.output
     assert (second.results / "comparison.json").is_file()

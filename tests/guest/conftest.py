@@ -2,7 +2,9 @@
 
 The harness passes what it knows through the environment: the installed
 uapi headers of the kernel under test, the series applied to it, and the
-CPUs the profile isolates.
+CPUs the profile isolates. Every test gets an interference account
+(interference.py); noisy/ holds the deliberately noisy negative control,
+collected only with ISOLHARNESS_NOISY=1 (tests/e2e/test_interference.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ import os
 from pathlib import Path
 
 import pytest
+
+from interference import PLUGIN_NAME, register
+
+collect_ignore = [] if os.environ.get("ISOLHARNESS_NOISY") == "1" else ["noisy"]
+
+
+def pytest_configure(config):
+    register(config)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -43,3 +53,13 @@ def headers() -> Path:
 @pytest.fixture(scope="session")
 def isolated_cpus() -> str:
     return os.environ.get("ISOLHARNESS_ISOLATED", "")
+
+
+@pytest.fixture
+def interference(request):
+    """The recorder of the account, for tests that judge a stretch of their
+    body: `with interference.window() as w: ...` then w.account."""
+    plugin = request.config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if plugin is None or not hasattr(plugin, "recorder"):
+        pytest.fail("no interference account in this session (no isolated CPU, or not in the guest)")
+    return plugin.recorder

@@ -52,7 +52,7 @@ def test_new_failure_fix_added_removed(base):
     assert cmp.added == [key(new)] and cmp.removed == [key(gone)]
     assert cmp.regression
     text = render_comparison(cmp, Path("prev.json"))
-    assert "new failures   2" in text and "regression: yes" in text
+    assert "new failures     2" in text and "regression: yes" in text
 
 
 def test_failing_stage_is_a_regression(base):
