@@ -65,12 +65,15 @@ EVENTS = ("ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue_cpu", "work
 # clocksource watchdog, whose timer visits every online CPU in turn; the
 # nohz_full kick (an irq_work IPI running nohz_full_kick_func); and, on a
 # CPU that runs a task, the fair server's replenishment timer rescheduling
-# it. A quiet budget always allows these; its ``allow`` adds to them.
+# it and RCU forcing a quiescent state (resched_cpu, its softirq), and the
+# CPU's ksoftirqd when softirqs pile up (a debug kernel). A quiet budget
+# always allows these ("{cpu}" is the CPU's number); its ``allow`` adds.
 # Each of them is an identity: what a refused operation would send shows up
 # under a name of its own (csd:remote_function, ran:migration/N, ...).
 BACKGROUND = ("irq:LOC", "irq:CAL", "irq:IWI", "irq:RES", "softirq:TIMER", "timers:clocksource_watchdog",
               "csd:nohz_full_kick_func", "ipi:generic_smp_call_function_single_interrupt from irq_work_queue_on",
-              "ipi:0x0 from dl_task_timer")
+              "ipi:0x0 from dl_task_timer", "ipi:0x0 from resched_cpu", "softirq:RCU",
+              "ipi:nohz_full_kick_func from irq_work_queue", "ran:ksoftirqd/{cpu}")
 PROPERTY = "interference"
 PLUGIN_NAME = "isolharness-interference"
 # Sources whose counts are identities and counts under TCG; durations would
@@ -295,7 +298,7 @@ def resolve_cpus(name: str | int, isolated: list[int]) -> list[int]:
 def violations(account: Account, cpu: int, allow: tuple[str, ...]) -> str:
     """What the account shows on CPU beyond BACKGROUND and what ``allow``
     names ("irq:LOC", or a whole source, "timers")."""
-    allowed = (*BACKGROUND, *allow)
+    allowed = tuple(a.format(cpu=cpu) for a in (*BACKGROUND, *allow))
     keys = {f"{src}:{what}" for src, c in account.on(cpu).items() for what in c
             if src not in allowed and f"{src}:{what}" not in allowed}
     return account.itemize(cpu, keys) if keys else ""

@@ -798,7 +798,7 @@ print(t._mlock_delta(c, cpu, n, "inactive"))
 
 def _exec_mlock_delta(c, cpu: int, n: int) -> int:
     out = subprocess.run([sys.executable, "-c", EXEC_MLOCK, str(Path(__file__).parent), json.dumps([c, cpu, n])],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=600)     # a debug kernel is slow
     assert out.returncode == 0, out.stderr
     return int(out.stdout)
 

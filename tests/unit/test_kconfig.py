@@ -100,4 +100,5 @@ def test_variant_fragments_leave_nothing_that_selects_the_option_back(fragment, 
     opts = requested_options(frags)
     assert opts[option] == "n"
     if option == "CONFIG_CPU_ISOLATION":
-        assert opts["CONFIG_NO_HZ_FULL"] == "n"
+        # and isolation.config's RCU_NOCB_CPU=y, which needs NO_HZ_FULL here
+        assert opts["CONFIG_NO_HZ_FULL"] == "n" and opts["CONFIG_RCU_NOCB_CPU"] == "n"
