@@ -4,7 +4,7 @@ The harness passes what it knows through the environment: the installed
 uapi headers of the kernel under test, the series applied to it, and the
 CPUs the profile isolates. Every test gets an interference account
 (interference.py); noisy/ holds the deliberately noisy negative control,
-collected only with ISOLHARNESS_NOISY=1 (tests/e2e/test_interference.py).
+collected only with ISOLHARNESS_NOISY=1 (tests/e2e/test_interference_accounts.py).
 """
 
 from __future__ import annotations

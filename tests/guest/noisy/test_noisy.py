@@ -3,7 +3,7 @@ function on the blocked CPU (a perf event opened there with the mask
 empty, which the kernel installs with an IPI) under a budget that keeps
 that CPU quiet. The account must show the call, by source, and the budget
 must fail the test. Collected only with ISOLHARNESS_NOISY=1
-(tests/e2e/test_interference.py)."""
+(tests/e2e/test_interference_accounts.py)."""
 
 from __future__ import annotations
 
