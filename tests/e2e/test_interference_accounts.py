@@ -41,6 +41,7 @@ def test_a_deliberately_noisy_test_fails_its_budget_with_the_source(results_root
     blocked = account.quiet[0]
     assert account.counts[blocked]["csd"]["remote_function"] >= 1, account
     report = run_cli(["report", str(results)], None)
-    line = next(line for line in report.output.splitlines() if "test_noisy_body" in line)
+    table = report.output.split("\ninterference (", 1)[1]
+    line = next(line for line in table.splitlines() if "test_noisy_body" in line)
     assert "csd: remote_function" in line and "[quiet]" in line, line
     json.loads((results / "summary.json").read_text())   # still a readable summary

@@ -11,12 +11,14 @@ import re
 from pathlib import Path
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
+_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 
 
 @functools.cache
 def options() -> dict[str, str] | None:
-    """Every option set to a value (=y, =m, =123, ...); None when no config
-    of this kernel can be found."""
+    """Every option the config names: its value (=y, =m, =123, ...), or "n"
+    for "# CONFIG_FOO is not set"; None when no config of this kernel can
+    be found. An option the tree's Kconfig does not define is absent."""
     named = os.environ.get("ISOLHARNESS_KCONFIG")
     candidates = [Path(named)] if named else [Path("/proc/config.gz"), Path(f"/boot/config-{os.uname().release}")]
     for path in candidates:
@@ -24,12 +26,22 @@ def options() -> dict[str, str] | None:
             continue
         data = path.read_bytes()
         text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode(errors="replace")
-        return {m.group(1): m.group(2) for m in map(_SET.match, text.splitlines()) if m}
+        found: dict[str, str] = {}
+        for line in text.splitlines():
+            m = _SET.match(line)
+            if m:
+                found[m.group(1)] = m.group(2)
+            m = _UNSET.match(line)
+            if m:
+                found[m.group(1)] = "n"
+        return found
     return None
 
 
 def configured_out(option: str) -> bool:
-    """True only when the kernel's config is known and leaves ``option`` off;
-    an unknown config never makes a feature's absence acceptable."""
+    """True only when the kernel's config says ``option`` is not set: the
+    tree defines it and the build turned it off. An option the tree lacks
+    (a kernel without the series) or an unknown config never makes a
+    feature's absence acceptable."""
     opts = options()
-    return opts is not None and opts.get(option, "n") == "n"
+    return opts is not None and opts.get(option) == "n"

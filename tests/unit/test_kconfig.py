@@ -102,3 +102,28 @@ def test_variant_fragments_leave_nothing_that_selects_the_option_back(fragment, 
     if option == "CONFIG_CPU_ISOLATION":
         # and isolation.config's RCU_NOCB_CPU=y, which needs NO_HZ_FULL here
         assert opts["CONFIG_NO_HZ_FULL"] == "n" and opts["CONFIG_RCU_NOCB_CPU"] == "n"
+
+
+@pytest.mark.parametrize("line, out", [("CONFIG_TASK_ISOLATION=y", False),
+                                       ("# CONFIG_TASK_ISOLATION is not set", True),
+                                       ("", False)], ids=["built", "not set", "not in the tree"])
+def test_the_guest_sees_a_feature_configured_out_only_when_the_config_says_not_set(tmp_path, monkeypatch,
+                                                                                    line, out):
+    """tests/guest/kernel_config.py: a kernel whose tree lacks the option
+    (the unpatched kernel of the negative control) has not configured the
+    feature out: its tests must fail, not skip."""
+    import sys
+    guest = str(KCONFIGS.parent / "tests" / "guest")
+    sys.path.insert(0, guest)
+    try:
+        import kernel_config
+    finally:
+        sys.path.remove(guest)
+    config = tmp_path / ".config"
+    config.write_text(f"CONFIG_X86_64=y\n{line}\n")
+    monkeypatch.setenv("ISOLHARNESS_KCONFIG", str(config))
+    kernel_config.options.cache_clear()
+    try:
+        assert kernel_config.configured_out("CONFIG_TASK_ISOLATION") is out
+    finally:
+        kernel_config.options.cache_clear()
