@@ -794,7 +794,7 @@ def test_writer_racing_readers_every_result_matches_the_mask_in_force(cpus):
         assert err == 0, os.strerror(err)
         os.close(fd)
     free_window = max(0.002, 4 * sorted(took)[2])
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 8.0
     current = (CLOCKSOURCE / "current_clocksource").read_text().strip()
     release_r, release_w = os.pipe()
 
@@ -847,7 +847,7 @@ def test_writer_racing_readers_every_result_matches_the_mask_in_force(cpus):
     workers: list[tuple[int, int]] = []
     try:
         with Trace("csd/csd_queue_cpu", f"cpu == {blocked}", clock="mono", also=(store, stored)) as trace:
-            workers = [_worker(fn, (release_r, release_w)) for fn in (writer, perf, perf, clocksource)]
+            workers = [_worker(fn, (release_r, release_w)) for fn in (writer, perf, perf, perf, perf, clocksource)]
             results = [_result(w) for w in workers]
     finally:
         os.close(release_w)          # releases every worker
@@ -857,16 +857,15 @@ def test_writer_racing_readers_every_result_matches_the_mask_in_force(cpus):
         write(MASK, "\n")
     errors = [r[1] for r in results if r[0] == "err"]
     assert not errors, errors[0]
-    (writes, writer_bad), opens0, opens1, (clocksource_bad, clocksource_count) = [r[1] for r in results]
+    (writes, writer_bad), *opens, (clocksource_bad, clocksource_count) = [r[1] for r in results]
     bad = {"writer": writer_bad, "clocksource": clocksource_bad}
     counts = {"writer": len(writes), "clocksource": clocksource_count}
-    opens = [opens0, opens1]
     assert not bad["writer"] and not bad["clocksource"], bad
     assert counts["writer"] > 10 and counts["clocksource"] > 10, counts
     wins = windows(writes, time.monotonic_ns())
     checked = {True: 0, False: 0}
     wrong = []
-    for start, end, err in opens[0] + opens[1]:
+    for start, end, err in [o for each in opens for o in each]:
         win = window_of(wins, start, end)
         if win is None:
             assert err in (0, errno.EPERM), os.strerror(err)
