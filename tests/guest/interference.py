@@ -54,8 +54,8 @@ from pathlib import Path
 import pytest
 
 from cpulist import cpulist
+from tracing import TRACING, tracefs_mounted
 
-TRACING = Path("/sys/kernel/tracing")
 INSTANCE = TRACING / "instances" / "isolharness"
 EVENTS = ("ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue_cpu", "workqueue/workqueue_queue_work",
           "workqueue/workqueue_execute_start", "sched/sched_switch", "timer/timer_expire_entry")
@@ -199,9 +199,9 @@ class Recorder:
 
     def open(self) -> None:
         try:
-            if not (TRACING / "trace").exists():
-                os.makedirs(TRACING, exist_ok=True)
-                os.system(f"mount -t tracefs nodev {TRACING}")
+            if not tracefs_mounted():
+                self.why = f"cannot mount tracefs on {TRACING}"
+                return
             INSTANCE.mkdir(exist_ok=True)
             (INSTANCE / "tracing_on").write_text("0\n")
             (INSTANCE / "trace_clock").write_text("mono\n")

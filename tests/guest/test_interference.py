@@ -25,7 +25,7 @@ from interference import violations
 from test_block_interf import CLOCKEVENTS, CLOCKSOURCE, MASK, MTRR, MTRR_BASE, MTRR_LINE, PERF_TYPE_SOFTWARE, \
     STAT_REFRESH, SYS_perf_event_open, \
     cleared, clocksources, cpus, mtrr, mtrr_reg, perf_open, set_mask, unbind, write  # noqa: F401 - fixtures
-from test_task_isolation import c, configure_and_activate, libc  # noqa: F401 - fixture
+from test_task_isolation import MCL_CURRENT, MCL_FUTURE, c, configure_and_activate, libc  # noqa: F401 - fixture
 
 
 
@@ -151,9 +151,6 @@ def test_account_sees_a_clockevent_unbind(cpus):
 
 
 # ---------------------------------------------------------------- both series at once
-
-MCL_CURRENT, MCL_FUTURE = 1, 2
-
 
 def _isolated_loop(c, cpu: int, flag: mmap.mmap, ready_w: int) -> None:
     os.sched_setaffinity(0, {cpu})

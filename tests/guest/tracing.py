@@ -12,11 +12,18 @@ import pytest
 TRACING = Path("/sys/kernel/tracing")
 
 
-def mount_tracefs() -> None:
+def tracefs_mounted() -> bool:
+    """Mount tracefs on TRACING unless it is there; whether it is now."""
     if not (TRACING / "trace").exists():
         os.makedirs(TRACING, exist_ok=True)
         if os.system(f"mount -t tracefs nodev {TRACING}") != 0:
-            pytest.fail(f"cannot mount tracefs on {TRACING}")
+            return False
+    return True
+
+
+def mount_tracefs() -> None:
+    if not tracefs_mounted():
+        pytest.fail(f"cannot mount tracefs on {TRACING}")
 
 
 def kprobe(name: str, symbol: str, ret: bool = False) -> str:
