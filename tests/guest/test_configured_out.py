@@ -28,7 +28,9 @@ def only_without(option: str) -> None:
     if options() is None:
         pytest.fail("the kernel's config is unknown (no ISOLHARNESS_KCONFIG, /proc/config.gz or /boot/config-*)")
     if not configured_out(option):
-        pytest.skip(f"kernel built with {option}=y: the feature's own tests cover it")
+        state = (options() or {}).get(option) or "absent (a tree without the series)"
+        pytest.skip(f"kernel's {option} is {state}, not 'is not set': this test is for a kernel that configured "
+                    f"the feature out; the feature's own tests cover this one")
 
 
 def kernel_symbols() -> set[str]:
