@@ -3,9 +3,10 @@ previous revision of the series left (``--baseline PREVIOUS/summary.json``).
 
 A regression is a testcase (stage, splat check, per-patch build, checkpatch,
 guest test) that fails now and did not fail before, including one that is
-new and fails, or a new source of interference on a test with a budget
-(harness.interference.new_sources). Fixes, tests added and removed, and
-stage times are reported too.
+new and fails, or a new source of interference on a quiet CPU of a test
+with a budget (harness.interference.new_sources). Fixes, tests added and
+removed, interference a test no longer shows, and stage times are reported
+too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Comparison:
     removed: list[str] = field(default_factory=list)
     stage_times: list[tuple[str, float | None, float]] = field(default_factory=list)
     new_interference: list[str] = field(default_factory=list)   # "test: cpu N: source:what"
+    gone_interference: list[str] = field(default_factory=list)  # what a test's account no longer shows
 
     @property
     def regression(self) -> bool:
@@ -77,6 +79,9 @@ def compare(previous: Summary, current: Summary) -> Comparison:
             added = interference.new_sources(interference.account(old.interference),
                                              interference.account(case.interference))
             cmp.new_interference.extend(f"{key}: {item}" for item in added)
+            gone = interference.gone_sources(interference.account(old.interference),
+                                             interference.account(case.interference))
+            cmp.gone_interference.extend(f"{key}: {item}" for item in gone)
     old_stages = {c.name: c.time for c in previous.stages}
     cmp.stage_times = [(c.name, old_stages.get(c.name), c.time) for c in current.stages]
     return cmp
@@ -86,7 +91,8 @@ def render_comparison(cmp: Comparison, baseline: Path) -> str:
     out = [f"against baseline {baseline}:"]
     for title, keys in (("new failures", cmp.new_failures), ("fixed", cmp.fixes),
                         ("tests added", cmp.added), ("tests removed", cmp.removed),
-                        ("new interference", cmp.new_interference)):
+                        ("new interference", cmp.new_interference),
+                        ("interference gone", cmp.gone_interference)):
         out.append(f"  {title:<16} {len(keys)}")
         out.extend(f"    {'x' if title in ('new failures', 'new interference') else '-'} {k}" for k in keys[:50])
         if len(keys) > 50:

@@ -5,9 +5,12 @@ revisions by ``isolharness series --baseline``.
 
 An account is ``{cpu: {source: {what: count}}}`` with non-zero counts only,
 plus ``"quiet": [cpu, ...]`` and ``"allow": [...]`` when the test declares a
-budget, ``"lost": true`` when the guest's trace buffer overflowed (counts
-are lower bounds), or ``{"unavailable": why}`` when the guest could not
-record one (never read as zero).
+budget and ``"background": ["cpu:source:what", ...]``, what the quiet CPUs
+showed of the sources stock 6.12 sends them whatever the test does;
+``"ns": {cpu: {kind: {what: ns}}}``, the osnoise tracer's durations, or
+``"durations": why`` when there are none; ``"lost": true`` when the guest's
+trace buffer overflowed (counts are lower bounds); or ``{"unavailable":
+why}`` when the guest could not record one (never read as zero).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from junitparser import Properties
 
 PROPERTY = "interference"
-META = ("quiet", "allow", "lost", "unavailable")
+META = ("quiet", "allow", "background", "lost", "unavailable", "ns", "durations")
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,22 @@ class TestAccount:
     allow: tuple[str, ...] = ()          # what that budget allows ("irq:LOC", or a whole source)
     lost: bool = False
     unavailable: str = ""
+    background: tuple[str, ...] = ()     # "cpu:source:what" on a quiet CPU, of the guest's BACKGROUND
+    ns: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)   # cpu -> kind -> what -> ns
+    durations: str = ""                  # why there are no durations
 
     def sources(self) -> set[tuple[str, str]]:
         """(cpu, "source:what") of every non-zero count."""
         return {(cpu, f"{src}:{what}") for cpu, srcs in self.counts.items() for src, c in srcs.items() for what in c}
+
+    def noise(self, cpu: str) -> str:
+        """The CPU's durations by kind: "irq 12.3us, thread 4.1ms"."""
+        kinds = self.ns.get(cpu, {})
+        return ", ".join(f"{kind} {_us(sum(c.values()))}" for kind, c in sorted(kinds.items()))
+
+
+def _us(ns: int) -> str:
+    return f"{ns / 1e6:.1f}ms" if ns >= 1_000_000 else f"{ns / 1e3:.1f}us"
 
 
 def parse(text: str) -> TestAccount:
@@ -44,7 +59,8 @@ def parse(text: str) -> TestAccount:
 def account(data: dict) -> TestAccount:
     counts = {cpu: v for cpu, v in data.items() if cpu not in META}
     return TestAccount(counts, tuple(str(c) for c in data.get("quiet", ())), tuple(data.get("allow", ())),
-                       bool(data.get("lost")), str(data.get("unavailable", "")))
+                       bool(data.get("lost")), str(data.get("unavailable", "")),
+                       tuple(data.get("background", ())), dict(data.get("ns", {})), str(data.get("durations", "")))
 
 
 def from_case(case) -> dict | None:
@@ -65,8 +81,11 @@ def render_table(accounts: dict[str, TestAccount]) -> str:
             out.append(f"  {name[:58]:<58} {'-':>3}  account unavailable: {acc.unavailable[:60]}")
             continue
         first = True
-        for cpu in sorted(acc.counts, key=int):
-            items = [f"{src}: {what} x{n}" for src, c in sorted(acc.counts[cpu].items()) for what, n in sorted(c.items())]
+        for cpu in sorted(set(acc.counts) | set(acc.ns), key=int):
+            items = [f"{src}: {what} x{n}" for src, c in sorted(acc.counts.get(cpu, {}).items())
+                     for what, n in sorted(c.items())]
+            if acc.noise(cpu):
+                items.append(f"noise: {acc.noise(cpu)}")
             if not items:
                 continue
             budget = " [quiet]" if cpu in acc.quiet else ""
@@ -78,16 +97,24 @@ def render_table(accounts: dict[str, TestAccount]) -> str:
     return "\n".join(out)
 
 
+def _budgeted(acc: TestAccount) -> set[tuple[str, str]]:
+    """(cpu, "source:what") on the quiet CPUs, beyond their background."""
+    return {(cpu, key) for cpu, key in acc.sources()
+            if cpu in acc.quiet and f"{cpu}:{key}" not in acc.background}
+
+
 def new_sources(previous: TestAccount, current: TestAccount) -> list[str]:
-    """On a budgeted test, the sources the current account has and the
-    previous one had not, beyond what the budget allows: "cpu N: source:what"."""
+    """On a budgeted test's quiet CPUs, the sources the current account has
+    and the previous one had not, beyond the background every isolated CPU
+    gets: "cpu N: source:what". One the budget does not allow has failed
+    the test already; one it allows (``allow=("timers",)``) is caught here."""
     if not current.quiet or previous.unavailable or current.unavailable:
         return []
-    old = previous.sources()
-    out = []
-    for cpu, key in sorted(current.sources() - old):
-        src = key.split(":", 1)[0]
-        if src in current.allow or key in current.allow:
-            continue
-        out.append(f"cpu {cpu}: {key}")
-    return out
+    return [f"cpu {cpu}: {key}" for cpu, key in sorted(_budgeted(current) - previous.sources())]
+
+
+def gone_sources(previous: TestAccount, current: TestAccount) -> list[str]:
+    """What a test's account no longer shows, on any CPU: "cpu N: source:what"."""
+    if previous.unavailable or current.unavailable:
+        return []
+    return [f"cpu {cpu}: {key}" for cpu, key in sorted(previous.sources() - current.sources())]

@@ -313,7 +313,9 @@ def run_remote(opts: RemoteOptions) -> Summary:
                            lines[0].strip() if len(lines) > 1 else "", int(lines[-1].strip() or 1),
                            opts.test_timeout, opts.select)
         command = pytest_command(suite, opts.python, wrapper=("timeout", "-k", "10", str(int(opts.timeout))),
-                                 extra_env={"PYTHONPATH": f"{remote}/pylib", "TMPDIR": remote},
+                                 extra_env={"PYTHONPATH": f"{remote}/pylib", "TMPDIR": remote,
+                                            # real hardware: noise durations are budgeted
+                                            "ISOLHARNESS_DURATIONS": "1"},
                                  plugins=("pytest_timeout",))
         with (opts.results / "guest-output.log").open("wb") as log:
             status, _ = _run(client, command, opts.timeout + 60, out=log)

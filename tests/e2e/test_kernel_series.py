@@ -26,6 +26,7 @@ SERIES = [
     Series("block-interf", "test_block_interf", "block_interf", 20),
 ]
 IDS = [s.name for s in SERIES]
+INTERFERENCE = "test_interference"       # the budget tests' module, run in the negative control too
 
 
 def guest_cases(run, module: str) -> dict[str, object]:
@@ -35,7 +36,7 @@ def guest_cases(run, module: str) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def unpatched_run(results_root):
     """The stock kernel, with every series' guest tests told to expect it."""
-    args = ["check", "--series", "none", "-k", " or ".join(s.keyword for s in SERIES)]
+    args = ["check", "--series", "none", "-k", " or ".join([s.keyword for s in SERIES] + [INTERFERENCE])]
     for s in SERIES:
         args += ["--expect", s.name]
     return run_cli(args, results_root / "negative" / "latest")
@@ -60,6 +61,16 @@ def test_negative_control_unpatched_kernel_reports_absent(unpatched_run, series)
         assert not any(isinstance(r, Skipped) for r in case.result), f"{name} skipped instead of failing"
     messages = [r.message or "" for c in cases.values() for r in c.result if isinstance(r, (Failure, Error))]
     assert any("series expected but the feature is absent" in m for m in messages), messages[:3]
+
+
+def test_negative_control_interference_budgets_fail_on_the_unpatched_kernel(unpatched_run):
+    """The budgets of tests/guest/test_interference.py judge the converted
+    paths: on a kernel without them each fails, none passes or skips."""
+    cases = guest_cases(unpatched_run, INTERFERENCE)
+    assert len(cases) >= 10, sorted(cases)
+    for name, case in cases.items():
+        assert case.result and not any(isinstance(r, Skipped) for r in case.result), \
+            f"{name} did not fail on a kernel without the series: {case.result}"
 
 
 @pytest.mark.parametrize("series", SERIES, ids=IDS)

@@ -12,7 +12,15 @@ interest (the profile's isolated CPUs):
   workqueue:workqueue_execute_start on it, both by function;
 - ran: threads switched in there (sched:sched_switch, by command; the
   stop_machine stoppers are "migration/N"), timers: timer:timer_expire_entry
-  on it, by function.
+  and timer:hrtimer_expire_entry on it, by function;
+- ns: how long each kind of noise took on the CPU, from the osnoise
+  tracer's irq_noise, softirq_noise, thread_noise and nmi_noise events
+  (nanoseconds by vector name or command, net of nested noise). The tracer
+  runs with NO_OSNOISE_WORKLOAD, so it starts no threads of its own and
+  measures whatever runs on the CPUs of interest. Durations are recorded,
+  never budgeted under TCG, where they measure the emulator; a quiet
+  budget's ``noise_us`` is judged only where ISOLHARNESS_DURATIONS=1
+  (``test --target``, real hardware).
 
 The events are enabled once, in a tracefs instance of its own
 (instances/isolharness), so that tests that trace in the top instance keep
@@ -58,7 +66,15 @@ from tracing import TRACING, tracefs_mounted
 
 INSTANCE = TRACING / "instances" / "isolharness"
 EVENTS = ("ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue_cpu", "workqueue/workqueue_queue_work",
-          "workqueue/workqueue_execute_start", "sched/sched_switch", "timer/timer_expire_entry")
+          "workqueue/workqueue_execute_start", "sched/sched_switch", "timer/timer_expire_entry",
+          "timer/hrtimer_expire_entry")
+# The osnoise tracer runs in a second instance whose tracing_on is never
+# touched (turning an instance's tracing off stops its tracer, and starting
+# it again patches text on every CPU); its noise events are recorded in
+# INSTANCE with the others. Its cpus and options files are global.
+OSNOISE = TRACING / "osnoise"
+TRACER = TRACING / "instances" / "isolharness-osnoise"
+NOISE_EVENTS = ("osnoise/irq_noise", "osnoise/softirq_noise", "osnoise/thread_noise", "osnoise/nmi_noise")
 # What stock 6.12 sends an isolated CPU whatever the test does, measured
 # on idle and busy nohz_full CPUs of the default profile under TCG
 # (tests/guest/test_interference.py shows each): the residual tick; the
@@ -131,9 +147,30 @@ def attribute(line: str) -> list[tuple[int, str, str]]:
             return []
         nxt = re.search(r"==> next_comm=(.+?) next_pid=", body)
         return [(here, "ran", nxt.group(1) if nxt else "?")]
-    if event == "timer_expire_entry":
+    if event in ("timer_expire_entry", "hrtimer_expire_entry"):
         return [(here, "timers", _sym(f.get("function", "?")))]
     return []
+
+
+_NOISE = re.compile(r"^(?:(?P<what>.*):(?P<id>-?\d+) )?start \d+\.\d+ duration (?P<ns>\d+) ns$")
+
+
+def noise(line: str) -> tuple[int, str, str, int] | None:
+    """(cpu, kind, what, ns) of an osnoise noise event: kind irq, softirq,
+    thread or nmi; what the vector's name or the thread's command."""
+    m = _LINE.match(line)
+    if not m or not m.group("event").endswith("_noise"):
+        return None
+    kind = m.group("event")[:-len("_noise")]
+    n = _NOISE.match(m.group("body").strip())
+    if kind not in ("irq", "softirq", "thread", "nmi") or not n:
+        return None
+    ns = int(n.group("ns"))
+    if ns >= 1 << 63:            # a negative duration (the tracer taints)
+        return None
+    if kind == "thread" and n.group("id") == "0":
+        return None              # the idle task is no noise
+    return int(m.group("cpu")), kind, (n.group("what") or kind).strip(), ns
 
 
 def _per_cpu_rows(path: Path) -> dict[str, list[int]]:
@@ -160,10 +197,20 @@ class Account:
     counts: dict[int, dict[str, Counter]] = field(default_factory=dict)
     seconds: float = 0.0
     lost: bool = False          # the trace buffer overflowed: the account is a lower bound
+    ns: dict[int, dict[str, Counter]] = field(default_factory=dict)   # cpu -> noise kind -> what -> ns
+    durations: str = ""         # why there are no durations ("" when there are)
 
     def add(self, cpu: int, source: str, what: str, n: int = 1) -> None:
         if cpu in self.cpus and n:
             self.counts.setdefault(cpu, {}).setdefault(source, Counter())[what] += n
+
+    def add_ns(self, cpu: int, kind: str, what: str, ns: int) -> None:
+        if cpu in self.cpus and ns:
+            self.ns.setdefault(cpu, {}).setdefault(kind, Counter())[what] += ns
+
+    def noise_us(self, cpu: int) -> float:
+        """All the noise the CPU had, in microseconds."""
+        return sum(sum(c.values()) for c in self.ns.get(cpu, {}).values()) / 1000
 
     def on(self, cpu: int) -> dict[str, Counter]:
         return self.counts.get(cpu, {})
@@ -174,6 +221,11 @@ class Account:
                       for cpu, srcs in sorted(self.counts.items())}
         if self.lost:
             data["lost"] = True
+        if self.ns:
+            data["ns"] = {str(cpu): {kind: dict(sorted(c.items())) for kind, c in sorted(kinds.items())}
+                          for cpu, kinds in sorted(self.ns.items())}
+        if self.durations:
+            data["durations"] = self.durations
         data.update(meta or {})
         return json.dumps(data, separators=(",", ":"))
 
@@ -194,10 +246,16 @@ class Recorder:
         self.cpus = cpus
         self.available = False
         self.why = ""
+        self.noise = False          # the osnoise tracer runs for the account
+        self.noise_why = ""
+        self._osnoise_saved: dict[str, str] = {}
         self._before: dict[str, dict[str, list[int]]] = {}
         self._start = 0.0
 
     def open(self) -> None:
+        if not self.cpus:
+            self.why = "no CPU of interest: the kernel isolates no CPU (isolcpus=, nohz_full=)"
+            return
         try:
             if not tracefs_mounted():
                 self.why = f"cannot mount tracefs on {TRACING}"
@@ -211,8 +269,44 @@ class Recorder:
             self.available = True
         except OSError as exc:
             self.why = f"tracefs instance {INSTANCE}: {exc}"
+            return
+        self._open_osnoise()
+
+    def _open_osnoise(self) -> None:
+        if "osnoise" not in (TRACING / "available_tracers").read_text().split():
+            self.noise_why = "no osnoise tracer in this kernel (CONFIG_OSNOISE_TRACER)"
+            return
+        try:
+            self._osnoise_saved = {"cpus": (OSNOISE / "cpus").read_text().strip()}
+            # Before the tracer starts: with the workload option on, it
+            # would start a busy-looping thread on every CPU.
+            (OSNOISE / "options").write_text("NO_OSNOISE_WORKLOAD\n")
+            (OSNOISE / "cpus").write_text(",".join(map(str, self.cpus)) + "\n")
+            TRACER.mkdir(exist_ok=True)
+            (TRACER / "buffer_size_kb").write_text("8\n")
+            (TRACER / "current_tracer").write_text("osnoise\n")
+            for event in NOISE_EVENTS:
+                (INSTANCE / "events" / event / "enable").write_text("1\n")
+            self.noise = True
+        except OSError as exc:
+            self.noise_why = f"osnoise tracer: {exc}"
+            self._close_osnoise()
+
+    def _close_osnoise(self) -> None:
+        for step in (lambda: [(INSTANCE / "events" / e / "enable").write_text("0\n") for e in NOISE_EVENTS],
+                     lambda: (TRACER / "current_tracer").write_text("nop\n"),
+                     lambda: TRACER.rmdir(),
+                     lambda: (OSNOISE / "options").write_text("DEFAULTS\n"),
+                     lambda: (OSNOISE / "cpus").write_text(self._osnoise_saved["cpus"] + "\n")):
+            try:
+                step()
+            except (OSError, KeyError):
+                pass
+        self.noise = False
 
     def close(self) -> None:
+        if self.noise or TRACER.is_dir():
+            self._close_osnoise()
         if INSTANCE.is_dir():
             try:
                 (INSTANCE / "tracing_on").write_text("0\n")
@@ -248,7 +342,7 @@ class Recorder:
         win.account = self._account(before, after, (start, end), (end - start) / 1e9)
 
     def _account(self, before, after, span: tuple[int, int] | None, seconds: float) -> Account:
-        account = Account(self.cpus, seconds=seconds)
+        account = Account(self.cpus, seconds=seconds, durations="" if self.noise else self.noise_why)
         for kind, rows in after.items():
             for name, counts in rows.items():
                 old = before.get(kind, {}).get(name)
@@ -268,9 +362,13 @@ class Recorder:
                     continue
             for cpu, source, what in attribute(line):
                 account.add(cpu, source, what)
-        for cpu in self.cpus:
-            stats = INSTANCE / "per_cpu" / f"cpu{cpu}" / "stats"
-            m = re.search(r"overrun: (\d+)", stats.read_text()) if stats.is_file() else None
+            timed = noise(line) if self.noise else None
+            if timed:
+                account.add_ns(*timed)
+        # Every CPU's buffer: most events (an IPI sent, work queued) are
+        # written on the housekeeping CPU that causes them.
+        for stats in (INSTANCE / "per_cpu").glob("cpu*/stats"):
+            m = re.search(r"overrun: (\d+)", stats.read_text())
             if m and int(m.group(1)):
                 account.lost = True
         return account
@@ -295,13 +393,44 @@ def resolve_cpus(name: str | int, isolated: list[int]) -> list[int]:
     return [isolated[index]]
 
 
+def _keys(account: Account, cpu: int, allowed: tuple[str, ...]) -> set[str]:
+    """The source:what keys of CPU's account that ``allowed`` does not name
+    (by key, or a whole source)."""
+    return {f"{src}:{what}" for src, c in account.on(cpu).items() for what in c
+            if src not in allowed and f"{src}:{what}" not in allowed}
+
+
 def violations(account: Account, cpu: int, allow: tuple[str, ...]) -> str:
     """What the account shows on CPU beyond BACKGROUND and what ``allow``
     names ("irq:LOC", or a whole source, "timers")."""
-    allowed = tuple(a.format(cpu=cpu) for a in (*BACKGROUND, *allow))
-    keys = {f"{src}:{what}" for src, c in account.on(cpu).items() for what in c
-            if src not in allowed and f"{src}:{what}" not in allowed}
+    keys = _keys(account, cpu, tuple(a.format(cpu=cpu) for a in (*BACKGROUND, *allow)))
     return account.itemize(cpu, keys) if keys else ""
+
+
+def background(account: Account, cpu: int) -> list[str]:
+    """"cpu:source:what" of what CPU's account shows of BACKGROUND."""
+    outside = _keys(account, cpu, tuple(a.format(cpu=cpu) for a in BACKGROUND))
+    return [f"{cpu}:{src}:{what}" for src, c in sorted(account.on(cpu).items()) for what in sorted(c)
+            if f"{src}:{what}" not in outside]
+
+
+def durations_budgeted() -> bool:
+    """Durations are budgeted on real hardware only (``test --target`` sets
+    ISOLHARNESS_DURATIONS=1); under TCG they measure the emulator."""
+    return os.environ.get("ISOLHARNESS_DURATIONS") == "1"
+
+
+def noise_problem(account: Account, cpu: int, limit_us: float) -> str:
+    """A quiet budget's ``noise_us``: the CPU's noise beyond it, itemized."""
+    if account.durations:
+        return f"CPU {cpu} has a noise budget of {limit_us} us, but no durations were recorded: {account.durations}"
+    if account.noise_us(cpu) <= limit_us:
+        return ""
+    timed = sorted(((ns, kind, what) for kind, c in account.ns.get(cpu, {}).items() for what, ns in c.items()),
+                   reverse=True)
+    items = [f"CPU {cpu}: {kind} {what} {ns / 1000:.1f} us" for ns, kind, what in timed]
+    return f"CPU {cpu} had {account.noise_us(cpu):.1f} us of noise, over its budget of {limit_us} us:\n" + \
+        "\n".join(items)
 
 
 def budget_problems(account: Account, item, isolated: list[int]) -> list[str]:
@@ -312,6 +441,11 @@ def budget_problems(account: Account, item, isolated: list[int]) -> list[str]:
             extra = violations(account, cpu, tuple(mark.kwargs.get("allow", ())))
             if extra:
                 problems.append(f"CPU {cpu} must stay quiet, but the account shows:\n{extra}")
+            limit = mark.kwargs.get("noise_us")
+            if limit is not None and durations_budgeted():
+                over = noise_problem(account, cpu, float(limit))
+                if over:
+                    problems.append(over)
     for mark in item.iter_markers("interrupts"):
         for cpu in resolve_cpus(mark.args[0], isolated):
             src, _, what = mark.args[1].format(cpu=cpu).partition(":")
@@ -345,11 +479,15 @@ class Plugin:
                 outcome.force_exception(pytest.skip.Exception(f"interference budget not judged: {self.recorder.why}",
                                                               _use_item_location=True))
             return
-        quiet = item.iter_markers("quiet")
         meta = {}
-        for mark in quiet:
-            meta.setdefault("quiet", set()).update(map(str, resolve_cpus(mark.args[0], self.isolated)))
+        for mark in item.iter_markers("quiet"):
+            cpus = resolve_cpus(mark.args[0], self.isolated)
+            meta.setdefault("quiet", set()).update(map(str, cpus))
             meta.setdefault("allow", set()).update(mark.kwargs.get("allow", ()))
+            for cpu in cpus:
+                meta.setdefault("background", set()).update(background(account, cpu))
+        if not meta.get("background", True):
+            del meta["background"]
         item.user_properties.append((PROPERTY, account.compact({k: sorted(v) for k, v in meta.items()})))
         if outcome.excinfo is not None:
             return
@@ -379,10 +517,13 @@ class Off:
 
 
 def register(config) -> None:
-    config.addinivalue_line("markers", "quiet(cpu, allow=()): the CPU sees nothing during the body "
-                                       "but the sources allowed (tests/guest/interference.py)")
+    config.addinivalue_line("markers", "quiet(cpu, allow=(), noise_us=None): the CPU sees nothing during the "
+                                       "body but the sources allowed, nor more noise on real hardware "
+                                       "(tests/guest/interference.py)")
     config.addinivalue_line("markers", "interrupts(cpu, 'source:what'): the account must show it")
     isolated = cpulist(os.environ.get("ISOLHARNESS_ISOLATED", ""))
-    if not (isolated and Path("/sys/kernel").exists() and "ISOLHARNESS_SERIES" in os.environ):
+    if not (Path("/sys/kernel").exists() and "ISOLHARNESS_SERIES" in os.environ):
         return
+    # Without isolated CPUs (a --target machine booted without isolcpus=)
+    # every test's account says so: unavailable, never empty.
     config.pluginmanager.register(Off() if turned_off() else Plugin(isolated), PLUGIN_NAME)

@@ -163,7 +163,9 @@ def _isolated_loop(c, cpu: int, flag: mmap.mmap, ready_w: int) -> None:
 
 def test_an_isolated_user_loop_sees_nothing_of_the_refused_operations(c, cpus, interference, clocksources, mtrr):
     """A task-isolated user loop on the blocked CPU, while this process (on
-    the housekeeping CPUs) does every refused operation, a stat_refresh and
+    the housekeeping CPUs) does every refused operation (perf opens, one
+    that would patch a static key, the clockevent unbind, the clocksource
+    switch, MTRR add and disable), a stat_refresh and
     a burst of ordinary system calls: the loop's CPU shows nothing in that
     stretch but what stock 6.12 sends a busy nohz_full CPU anyway
     (interference.BACKGROUND)."""
@@ -179,12 +181,17 @@ def test_an_isolated_user_loop_sees_nothing_of_the_refused_operations(c, cpus, i
     try:
         os.close(ready_w)
         assert os.read(ready_r, 1) == b"x"
+        assert write(MTRR, MTRR_LINE + "\n") == 0        # an entry to try to disable
+        reg = mtrr_reg(MTRR.read_text(), MTRR_BASE)
         set_mask(f"{blocked}")
         time.sleep(0.2)                      # the loop settled on its CPU
         with interference.window() as w:
             assert perf_open(blocked)[1] == errno.EPERM
+            assert context_switch_open(blocked) == errno.EPERM
+            assert unbind(blocked)[1] == errno.EPERM
             assert write(CLOCKSOURCE / "current_clocksource", clocksources[1] + "\n") == errno.EPERM
             assert write(MTRR, MTRR_LINE + "\n") == errno.EPERM
+            assert write(MTRR, f"disable={reg}\n") == errno.EPERM
             assert write(STAT_REFRESH, "1\n") == 0
             for _ in range(1000):
                 os.getppid()

@@ -6,8 +6,14 @@ revisions; and the guest plugin's attribution of trace lines
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from junitparser import JUnitXml
 
@@ -28,8 +34,9 @@ def xml_with(accounts: dict[str, dict], tmp_path: Path) -> JUnitXml:
     return JUnitXml.fromfile(str(path))
 
 
-QUIET = {"2": {"irq": {"LOC": 1}}, "quiet": ["2"], "allow": ["irq:LOC"]}
-NOISY = {"2": {"csd": {"remote_function": 3}, "irq": {"CAL": 3, "LOC": 1}}, "quiet": ["2"], "allow": ["irq:LOC"]}
+QUIET = {"2": {"irq": {"LOC": 1}}, "quiet": ["2"], "background": ["2:irq:LOC"]}
+NOISY = {"2": {"csd": {"remote_function": 3}, "irq": {"CAL": 3, "LOC": 1}}, "quiet": ["2"],
+         "background": ["2:irq:CAL", "2:irq:LOC"]}
 
 
 def test_the_summary_carries_each_guest_tests_account(tmp_path):
@@ -54,12 +61,28 @@ def test_a_new_source_on_a_budgeted_test_is_a_regression(tmp_path):
     after = summarize(xml_with({"t": NOISY}, tmp_path))
     cmp = compare(before, after)
     assert cmp.regression
-    assert sorted(cmp.new_interference) == ["guest::t: cpu 2: csd:remote_function", "guest::t: cpu 2: irq:CAL"]
-    assert not compare(after, before).new_interference       # a source removed is no regression
+    assert cmp.new_interference == ["guest::t: cpu 2: csd:remote_function"]    # CAL is background
+    back = compare(after, before)
+    assert not back.new_interference and not back.regression  # a source removed is no regression,
+    assert back.gone_interference == ["guest::t: cpu 2: csd:remote_function", "guest::t: cpu 2: irq:CAL"]
+
+
+def test_a_new_source_under_a_broad_allowance_is_a_regression_a_new_background_one_is_not(tmp_path):
+    """allow=("timers",) lets any timer pass the guest's budget; a timer the
+    previous revision did not fire is still new interference. A background
+    source (the residual tick), or anything on a CPU the test does not hold
+    quiet, is not."""
+    before = {"2": {"timers": {"clocksource_watchdog": 1}}, "3": {}, "quiet": ["2"], "allow": ["timers"],
+              "background": ["2:timers:clocksource_watchdog"]}
+    after = {"2": {"timers": {"clocksource_watchdog": 1, "delayed_work_timer_fn": 2}, "irq": {"LOC": 4}},
+             "3": {"ran": {"kworker/3:1": 1}}, "quiet": ["2"], "allow": ["timers"],
+             "background": ["2:timers:clocksource_watchdog", "2:irq:LOC"]}
+    cmp = compare(summarize(xml_with({"t": before}, tmp_path)), summarize(xml_with({"t": after}, tmp_path)))
+    assert cmp.new_interference == ["guest::t: cpu 2: timers:delayed_work_timer_fn"]
 
 
 def test_allowed_sources_and_unbudgeted_tests_are_not_regressions(tmp_path):
-    empty = {"2": {}, "quiet": ["2"], "allow": ["irq:LOC"]}
+    empty = {"2": {}, "quiet": ["2"]}
     assert not compare(summarize(xml_with({"t": empty}, tmp_path)),
                        summarize(xml_with({"t": QUIET}, tmp_path))).new_interference
     unbudgeted = {"2": {"csd": {"remote_function": 3}}}
@@ -109,3 +132,79 @@ def test_guest_attribution_of_a_cpumask_ipi():
     assert guest.attribute(line) == [(2, "ipi", "do_sync_core from on_each_cpu_cond_mask"),
                                      (3, "ipi", "do_sync_core from on_each_cpu_cond_mask")]
     assert guest.timestamp_ns(line) == 18_739_438_000
+
+
+def test_durations_are_read_and_shown_beside_the_counts(tmp_path):
+    acc = {"2": {"irq": {"LOC": 2}}, "ns": {"2": {"irq": {"local_timer:236": 1500, "call_function:251": 900},
+                                                 "thread": {"python3": 2_500_000}}}}
+    parsed = interference.account(acc)
+    assert parsed.ns["2"]["thread"]["python3"] == 2_500_000 and "ns" not in parsed.counts
+    line = next(x for x in render_interference(summarize(xml_with({"t": acc}, tmp_path))).splitlines()
+                if x.startswith("  t "))
+    assert "irq: LOC x2" in line and "noise: irq 2.4us, thread 2.5ms" in line
+
+
+def test_a_noise_budget_is_judged_only_where_durations_mean_something(monkeypatch):
+    guest = _guest_module()
+    account = guest.Account((2,))
+    account.add_ns(2, "irq", "local_timer:236", 4_000)
+    account.add_ns(2, "thread", "kworker/2:1", 30_000)
+    assert account.noise_us(2) == 34.0
+    over = guest.noise_problem(account, 2, 10)
+    assert "34.0 us of noise, over its budget of 10 us" in over
+    assert over.index("kworker/2:1 30.0 us") < over.index("local_timer:236 4.0 us")   # largest first
+    assert guest.noise_problem(account, 2, 50) == ""
+    account.durations = "no osnoise tracer in this kernel (CONFIG_OSNOISE_TRACER)"
+    assert "no durations were recorded: no osnoise tracer" in guest.noise_problem(account, 2, 50)
+    monkeypatch.delenv("ISOLHARNESS_DURATIONS", raising=False)
+    assert not guest.durations_budgeted()
+    monkeypatch.setenv("ISOLHARNESS_DURATIONS", "1")
+    assert guest.durations_budgeted()
+
+
+UNAVAILABLE_SUITE = """
+import pytest
+
+@pytest.mark.quiet(2)
+def test_budgeted():
+    pass
+
+def test_plain():
+    pass
+"""
+
+
+@pytest.mark.parametrize("isolated, user, why", [
+    ("2-3", "nobody", "cannot mount tracefs"),
+    ("", "root", "no CPU of interest: the kernel isolates no CPU"),
+])
+def test_without_tracefs_or_isolated_cpus_every_account_is_unavailable(isolated, user, why):
+    """The guest plugin where it cannot record (a --target user without
+    root, a machine without isolcpus=): each testcase says unavailable, and
+    a budget is skipped, never passed."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the plugin as another user")
+    with tempfile.TemporaryDirectory(prefix="isolharness-unavailable-") as where:
+        _run_unavailable(Path(where), isolated, user, why)
+
+
+def _run_unavailable(tmp_path: Path, isolated: str, user: str, why: str) -> None:
+    (tmp_path / "conftest.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(GUEST)!r})\nimport interference\n"
+        "def pytest_configure(config):\n    interference.register(config)\n")
+    (tmp_path / "test_unavailable.py").write_text(UNAVAILABLE_SUITE)
+    os.chmod(tmp_path, 0o777)
+    env = {"PATH": os.environ["PATH"], "ISOLHARNESS_SERIES": "block-interf", "ISOLHARNESS_ISOLATED": isolated,
+           "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(tmp_path)}
+    junit = tmp_path / "junit.xml"
+    who = pwd.getpwnam(user)
+    res = subprocess.run(["setpriv", f"--reuid={who.pw_uid}", f"--regid={who.pw_gid}", "--clear-groups", sys.executable,
+                          "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", str(tmp_path)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    cases = {c.name: c for suite in JUnitXml.fromfile(str(junit)) for c in suite}
+    for name in ("test_budgeted", "test_plain"):
+        acc = interference.account(interference.from_case(cases[name]))
+        assert why in acc.unavailable and not acc.counts, (name, acc)
+    assert "interference budget not judged" in str(cases["test_budgeted"].result[0].message)
+    assert not cases["test_plain"].result
