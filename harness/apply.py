@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import children
 from . import git as g
 from .cache import locked, tree_path
 from .errors import ENVIRONMENT_HINT, EnvironmentFault, SeriesApplyError, environment_fault
@@ -62,7 +62,7 @@ def ensure_worktree(src: SourceRepo, cache: Path, key: str) -> Path:
 
 def _abort_leftover_am(tree: Path) -> None:
     if (_git_dir(tree) / "rebase-apply").exists():
-        subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+        children.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
 
 
 def apply_series(src: SourceRepo, cache: Path, series: list[Series],
@@ -115,14 +115,14 @@ def _apply_locked(src: SourceRepo, cache: Path, series: list[Series], key: str) 
         start, done = g.rev_parse(tree, prefix_ref), i
     g.git(tree, "checkout", "-q", "-f", "-B", branch, start)
     for prefix, s, patch in steps[done:]:
-        res = subprocess.run(
+        res = children.run(
             ["git", "-C", str(tree), "am", "-q", "--no-3way", str(patch.path)],
             capture_output=True,
             text=True,
             env=g.identity_env(committer_only=True),
         )
         if res.returncode != 0:
-            subprocess.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
+            children.run(["git", "-C", str(tree), "am", "--abort"], capture_output=True)
             fault = environment_fault(res.stdout + res.stderr)
             if fault:
                 raise EnvironmentFault(f"applying {s.name}/{patch.name} stopped: {fault}",

@@ -29,7 +29,7 @@ from pathlib import Path
 from . import git as g
 from .children import Group, interrupt_on_signals
 from .cache import cache_dir, locked
-from .errors import HarnessError
+from .errors import HarnessError, as_harness_error
 from .outcome import ERROR, EXIT_ERROR, EXIT_OK, FAILED, MISSED
 from .pipeline import RunOptions, check
 from .profile import Profile
@@ -158,7 +158,9 @@ def _resolve(ksrc: Path, rev: str, what: str) -> str:
     return g.rev_parse(ksrc, f"{rev}^{{commit}}")
 
 
-def bisect(opts: RunOptions, good: str, bad: str, tries: int) -> BisectResult:
+def validate_bisect(opts: RunOptions, good: str, bad: str, tries: int) -> tuple[Path, str, str]:
+    """The arguments of a bisect, checked before anything is written: the
+    tree's top, the good and the bad commit."""
     if opts.ksrc is None:
         raise HarnessError("bisect needs --ksrc TREE: the git tree whose history to search")
     if tries < 1:
@@ -176,6 +178,11 @@ def bisect(opts: RunOptions, good: str, bad: str, tries: int) -> BisectResult:
         raise HarnessError("--good and --bad are the same commit")
     if not g.git_ok(ksrc, "merge-base", "--is-ancestor", good_sha, bad_sha):
         raise HarnessError(f"--good {good} is not an ancestor of --bad {bad}")
+    return ksrc, good_sha, bad_sha
+
+
+def bisect(opts: RunOptions, good: str, bad: str, tries: int) -> BisectResult:
+    ksrc, good_sha, bad_sha = validate_bisect(opts, good, bad, tries)
     cache = cache_dir(opts.cache)
     work = workdir(cache, ksrc, good_sha, bad_sha)
     opts.ksrc, opts.cache = ksrc, cache
@@ -276,8 +283,11 @@ def main(argv: list[str]) -> int:
     interrupt_on_signals()
     try:
         verdict, _ = run_step(Path(argv[1]))
-    except HarnessError as exc:
-        print(exc.render(), file=sys.stderr)
+    except Exception as exc:  # a bug of ours too: never "bad" (exit 1) for the commit
+        print(as_harness_error(exc).render(), file=sys.stderr)
+        return ABORT
+    except KeyboardInterrupt:
+        print("bisect step: interrupted", file=sys.stderr)
         return ABORT
     return verdict
 

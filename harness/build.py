@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import children
 from .ccache import CcacheStats, Remote, ccache_env, probe_remote, read_stats
 from .children import Group
 from .errors import ENVIRONMENT_HINT, BuildError, EnvironmentFault, HarnessError, environment_fault
@@ -149,7 +150,7 @@ def run_make(srctree: Path, build_dir: Path, cache: Path, targets: list[str], lo
     the number of objects compiled. Raise BuildError with the error lines."""
     require_tool("ccache", "ccache")
     jobs = jobs or os.cpu_count() or 1
-    env = dict(os.environ)
+    env = dict(os.environ, LC_ALL="C")   # gcc's and make's messages are read in English
     stats = stats_log_of(log)
     stats.unlink(missing_ok=True)
     env.update(ccache_env(cache, remote, stats))
@@ -216,7 +217,7 @@ def full_stamp(stamp: str) -> str:
 def _newer_than(tree: Path, stamp_file: Path) -> bool:
     """Whether any file of the tree (outside .git) changed after the stamp:
     what make would find, for a fraction of its cost."""
-    res = subprocess.run(["find", str(tree), "-path", str(tree / ".git"), "-prune", "-o",
+    res = children.run(["find", str(tree), "-path", str(tree / ".git"), "-prune", "-o",
                           "-type", "f", "-newer", str(stamp_file), "-print", "-quit"], capture_output=True, text=True)
     return res.returncode != 0 or bool(res.stdout.strip())
 

@@ -5,10 +5,10 @@ with errors, warnings or (strict) checks fails with checkpatch's report."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 
+from . import children
 from .errors import HarnessError
 from .outcome import FAILED, PASSED, StageResult
 from .series import Series
@@ -32,7 +32,7 @@ def check_series(tree: Path, series: list[Series]) -> list[StageResult]:
     patches = [p for s in series for p in s.patches]
     for i, patch in enumerate(patches, 1):
         start = time.monotonic()
-        res = subprocess.run(["perl", str(script), "--strict", "--color=never",
+        res = children.run(["perl", str(script), "--strict", "--color=never",
                               "--show-types", str(patch.path)],
                              cwd=tree, capture_output=True, text=True)
         report = res.stdout.strip()

@@ -14,6 +14,7 @@ word the harness died, and the reaper kills the group (TERM, then KILL).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,6 +23,26 @@ import time
 from typing import Any
 
 _DONE = b"done\n"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int):
+    """A preexec_fn: the child gets SIGTERM when the harness dies
+    (PR_SET_PDEATHSIG), and ends at once if it already has."""
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGTERM)
+    return arm
+
+
+def run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess:
+    """subprocess.run for the short-lived children of a run (git, tar,
+    Kconfig's make, checkpatch, gcc for the guest programs): each dies with
+    the harness, so a harness killed outright leaves none of them behind.
+    The long-lived ones, which start children of their own, run in a Group."""
+    return subprocess.run(argv, preexec_fn=_die_with(os.getpid()), **kw)
 
 
 def kill_group(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:

@@ -14,6 +14,7 @@ from .children import interrupt_on_signals
 from .errors import HarnessError, as_harness_error
 from .identity import IDENTITY_MARKER
 from .parse import parse_logs
+from .results import rotate
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
 
@@ -151,7 +152,8 @@ def _stage_cmd(args: argparse.Namespace, opts: pipeline.RunOptions) -> int:
         print(f"config: {kcfg.config_path} ({'changed' if kcfg.changed else 'unchanged'}, sha256 {kcfg.config_hash[:16]})")
         if args.cmd == "config":
             return EXIT_OK
-        opts.results.mkdir(parents=True, exist_ok=True)
+        # A results directory of the harness's, like check's.
+        opts.results = rotate(opts.results.resolve())
         kb = pipeline.stage_build(prep, kcfg, opts)
         print(f"build: {kb.image}\nheaders: {kb.headers}")
     return EXIT_OK
@@ -186,8 +188,9 @@ def _exec_cmd(opts: pipeline.RunOptions, argv: list[str]) -> int:
 
 
 def bisect_cmd(opts: pipeline.RunOptions, good: str, bad: str, tries: int) -> int:
+    bisect.validate_bisect(opts, good, bad, tries)
+    opts.results = rotate(opts.results.resolve())      # arguments first, then the rotation
     result = bisect.bisect(opts, good, bad, tries)
-    opts.results.mkdir(parents=True, exist_ok=True)
     (opts.results / "bisect.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     print(bisect.render(result))
     return EXIT_OK if result.first_bad else EXIT_FAILED

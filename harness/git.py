@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
+from . import children
 from .proc import run
 
 # Commits the harness makes itself are stamped with the project's identity so
@@ -43,7 +43,7 @@ def git(repo: Path, *args: str, what: str | None = None, hint: str = "") -> str:
 
 def git_ok(repo: Path, *args: str) -> bool:
     """True when the git command succeeds (for queries such as rev-parse --verify)."""
-    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+    res = children.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                          env={**os.environ, **C_LOCALE})
     return res.returncode == 0
 

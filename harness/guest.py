@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import children
+
 GUEST_JUNIT = "guest-junit.xml"
 # Host variables the guest tests read as they are (tests/guest/test_fuzz.py;
 # tests/guest/conftest.py: the noisy negative control, and the account
@@ -91,7 +93,7 @@ def prebuild_programs(suite: GuestSuite) -> GuestSuite:
     script = suite.project / "tests" / "guest" / "programs.py"
     env = {**os.environ, **guest_env(suite)}
     try:
-        res = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
+        res = children.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
                              timeout=300, env=env)
     except subprocess.TimeoutExpired:
         print("boot: building the guest programs on the host timed out; the guest will build them", flush=True)
@@ -113,7 +115,7 @@ def warm_bytecode(project: Path) -> None:
     where it cannot write. Best effort: the guest compiles what is missing."""
     guest = project / "tests" / "guest"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(guest)], capture_output=True, env=env)
-    subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+    children.run([sys.executable, "-m", "compileall", "-q", str(guest)], capture_output=True, env=env)
+    children.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                     str(guest)], cwd=project, capture_output=True, timeout=120, env=env)
 

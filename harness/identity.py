@@ -7,7 +7,7 @@ every relink) and by the GNU build-id note the linker writes into vmlinux (a
 digest of its contents). The booted kernel is identified by the banner line
 of the console and, once user space runs, by the build-id the guest reads
 from ``/sys/kernel/notes`` (the running kernel's own notes section). The boot
-stage compares the two (pipeline.judge_boot): a kernel that is not the one
+stage compares the two (vm_target.untrusted, target.judge_run): a kernel that is not the one
 built is an error of the run, never a verdict on the tests.
 """
 

@@ -44,9 +44,16 @@ def stage_case(stage: StageResult) -> TestCase:
     return case
 
 
-def splat_cases(splats: list[Splat], scanned: bool) -> list[TestCase]:
+def splat_cases(splats: list[Splat], scanned: bool, unscanned: str = "") -> list[TestCase]:
+    """The splat check: a testcase per splat, or one passing check; an
+    error of the check when the kernel log could not be read (``unscanned``
+    says why), nothing when it was not to be read (an untrusted boot)."""
     if not scanned:
-        return []
+        if not unscanned:
+            return []
+        case = TestCase(NO_SPLAT_CASE, classname=CONSOLE_SUITE)
+        case.result = [Error(f"no splat check was possible: {unscanned}")]
+        return [case]
     if not splats:
         return [TestCase(NO_SPLAT_CASE, classname=CONSOLE_SUITE)]
     cases = []
@@ -60,7 +67,7 @@ def splat_cases(splats: list[Splat], scanned: bool) -> list[TestCase]:
 
 
 def build_junit(stages: list[StageResult], splats: list[Splat], scanned: bool,
-                properties: dict[str, str], guest_xml: Path | None) -> JUnitXml:
+                properties: dict[str, str], guest_xml: Path | None, unscanned: str = "") -> JUnitXml:
     xml = JUnitXml("isolharness")
     host = TestSuite(STAGES_SUITE)
     for key, value in properties.items():
@@ -69,7 +76,7 @@ def build_junit(stages: list[StageResult], splats: list[Splat], scanned: bool,
         host.add_testcase(stage_case(stage))
     host.update_statistics()
     xml.add_testsuite(host)
-    cases = splat_cases(splats, scanned)
+    cases = splat_cases(splats, scanned, unscanned)
     if cases:
         console = TestSuite(CONSOLE_SUITE)
         for case in cases:

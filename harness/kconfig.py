@@ -15,11 +15,11 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import KconfigError
+from . import children
+from .errors import ENVIRONMENT_HINT, EnvironmentFault, KconfigError, environment_fault
 
 ARCH = "x86_64"
 BASE_TARGET = "tinyconfig"
@@ -123,14 +123,23 @@ def kconfig_symbols(srctree: Path) -> set[str]:
     return symbols
 
 
+def _environment(output: str, what: str) -> None:
+    """Raise the environment's failure (no space, quota, read-only) a
+    Kconfig step's output reports: never a fault of the fragments."""
+    fault = environment_fault(output)
+    if fault:
+        raise EnvironmentFault(f"{what} failed: {fault}", hint=ENVIRONMENT_HINT, detail=output.strip()[-2000:])
+
+
 def _make(srctree: Path, build_dir: Path, *targets: str) -> None:
-    res = subprocess.run(
+    res = children.run(
         ["make", "-s", "-C", str(srctree), f"O={build_dir}", f"ARCH={ARCH}", *targets],
         capture_output=True,
         text=True,
         errors="replace",
     )
     if res.returncode != 0:
+        _environment(res.stderr + res.stdout, f"make {' '.join(targets)}")
         raise KconfigError(
             f"make {' '.join(targets)} failed",
             detail=(res.stderr or res.stdout).strip()[-3000:],
@@ -185,7 +194,7 @@ def configure(srctree: Path, build_dir: Path, fragment_paths: list[Path], tree_c
         shutil.copy2(config, backup)
     try:
         _make(srctree, build_dir, BASE_TARGET)
-        res = subprocess.run(
+        res = children.run(
             [str(srctree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(build_dir), str(config),
              *[str(f.path) for f in fragments]],
             cwd=build_dir,
@@ -194,6 +203,7 @@ def configure(srctree: Path, build_dir: Path, fragment_paths: list[Path], tree_c
             errors="replace",
         )
         if res.returncode != 0:
+            _environment(res.stderr + res.stdout, "merge_config.sh")
             raise KconfigError("merge_config.sh failed", detail=(res.stderr or res.stdout)[-3000:])
         _make(srctree, build_dir, "olddefconfig")
         final = parse_config_text(config.read_text(), str(config))

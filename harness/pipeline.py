@@ -8,37 +8,31 @@ runs them all, records a StageResult for each (a stage not reached is
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NoReturn, TypeVar
+from typing import Callable
 
 from . import accel as accel_mod
 from .apply import AppliedTree, apply_series
 from .build import IMAGE, KernelBuild, build_kernel, finished
 from .cache import build_path, cache_dir, check_free_space, no_space_hint, retire_old_layout
 from .ccache import check_remote_setting, remote_setting
-from .console import Splat, scan
 from .errors import HarnessError, as_harness_error
-from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_programs, pytest_command, warm_bytecode
+from .guest import GuestSuite
 from .guest_verdict import STAGE as GUEST_STAGE
-from .guest_verdict import judge_guest
-from .identity import KernelIdentity, console_banners, parse_banner
 from .kconfig import KernelConfig, configure
-from .outcome import ERROR, FAILED, MISSED, PASSED, SKIPPED, StageResult
+from .outcome import ERROR, FAILED, MISSED, SKIPPED, StageResult
 from .profile import Profile
 from .series import Series, resolve_series, series_set_key
 from .results import rotate
 from .source import DEFAULT_TARBALL, SourceRepo, check_ksrc, check_tarball, prepare_ksrc, prepare_tarball
 from .report import report
 from .summary import Summary
-from .vm import COMMAND_LINE_SIZE, START_MARKER, VNG_NO_STATUS, VmResult, VmSpec, cut_command_line, run_vm
+from .target import INTERRUPTED, Judged, run_on, timed
+from .vm import VmSpec, run_vm
+from .vm_target import VmTarget
 
 PROJECT = Path(__file__).resolve().parent.parent
-CONSOLE_TAIL_LINES = 40
-
-T = TypeVar("T")
-
 
 @dataclass
 class RunOptions:
@@ -67,40 +61,6 @@ class Prepared:
     source: SourceRepo
     series: tuple[Series, ...]
     tree: AppliedTree
-
-
-@dataclass(frozen=True)
-class BootOutcome:
-    vm: VmResult
-    splats: list[Splat]
-    guest_junit: Path | None
-    built: KernelIdentity = KernelIdentity()    # the kernel the image should carry
-    built_banner: str = ""
-    booted_banner: str = ""                     # first banner on the console, "" if none
-    cmdline_cut: bool = False                   # the kernel command line filled COMMAND_LINE_SIZE
-
-    @property
-    def ran(self) -> KernelIdentity:
-        """The identity of the kernel that ran: what the guest said of it, or
-        what the console banner shows."""
-        return self.vm.identity or parse_banner(self.booted_banner)
-
-    def mismatch(self) -> str:
-        """Why the booted kernel is not the one built, or ""."""
-        if self.built_banner and self.booted_banner and self.booted_banner != self.built_banner:
-            return (f"the guest booted another kernel than the one built: built '{self.built_banner}', "
-                    f"booted '{self.booted_banner}'")
-        ran = self.vm.identity
-        if ran is not None and ran.build_id and self.built.build_id and ran.build_id != self.built.build_id:
-            return (f"the guest runs another kernel than the one built: built build-id {self.built.build_id}, "
-                    f"running build-id {ran.build_id} ({ran.describe()})")
-        return ""
-
-    def untrusted(self) -> str:
-        """Why nothing this boot showed is a verdict on the kernel built, or ""."""
-        cut = (f"the kernel command line filled COMMAND_LINE_SIZE ({COMMAND_LINE_SIZE}) and was cut: "
-               f"nothing the guest did counts")
-        return self.mismatch() or (cut if self.cmdline_cut else "")
 
 
 # ---------------------------------------------------------------- stages
@@ -177,63 +137,14 @@ def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelC
     return accel_mod.choose(opts.accel, cache, probe)
 
 
-def stage_boot(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, choice: accel_mod.AccelChoice,
-               argv: list[str] | None = None) -> BootOutcome:
-    results = opts.results.resolve()
+def boot_target(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, argv: list[str] | None) -> VmTarget:
+    """The VM that boots the kernel built, with the suite or ``argv``."""
     expect = tuple(dict.fromkeys([*prep.tree.series_names, *opts.expect]))
-    suite = GuestSuite(PROJECT, results, kbuild.headers, prep.tree.series_names, expect, prep.tree.path,
-                       opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout, opts.select,
-                       kconfig=kbuild.build_dir / ".config")
-    if argv is None:
-        warm_bytecode(PROJECT)
-        suite = prebuild_programs(suite)
-        command = pytest_command(suite)
-    else:
-        command = in_project(Path.cwd(), argv, guest_env(suite))
-    spec = VmSpec(kbuild.image, opts.profile, choice.accel, command, rwdirs=(results,), cwd=PROJECT)
-    vm = run_vm(spec, results / "console.log", results / "guest-output.log", opts.timeout)
-    text = vm.console.read_text(errors="replace")
-    splats = scan(text)
-    banners = console_banners(text)
-    guest_xml = results / GUEST_JUNIT
-    return BootOutcome(vm, splats, guest_xml if guest_xml.is_file() else None, kbuild.identity, kbuild.banner,
-                       banners[0] if banners else "", cut_command_line(text))
-
-
-def judge_boot(out: BootOutcome, timeout: float) -> StageResult:
-    """Turn what the VM did into the boot stage's result."""
-    vm = out.vm
-    console = vm.console.read_text(errors="replace").splitlines()
-    tail = "\n".join(console[-CONSOLE_TAIL_LINES:])
-    booted = bool(out.booted_banner)
-    res = StageResult("boot", PASSED, vm.duration, f"accelerator {vm.accel}")
-    wrong = out.untrusted()
-    if wrong:
-        # Whatever happened is no verdict on the kernel built: a kernel
-        # other than it ran, or init= was cut off its command line.
-        res.status, res.message = MISSED, wrong
-        res.detail = ("The console and the guest's results of this boot are not reported.\n" + tail)
-    elif vm.timed_out:
-        res.status, res.message = FAILED, f"guest hung: killed by the watchdog after {timeout:.0f}s"
-        res.detail = tail
-    elif not booted:
-        res.status, res.message = MISSED, f"QEMU/virtme-ng did not start the kernel (vng exit {vm.returncode})"
-        res.detail = tail
-    elif not vm.reached_command:
-        res.status, res.message = FAILED, "kernel did not reach the guest command"
-        res.detail = tail
-    elif vm.returncode == VNG_NO_STATUS and out.guest_junit is None:
-        res.status, res.message = FAILED, "guest died before the tests finished (no exit status from the guest)"
-        res.detail = tail
-    return res
-
-
-def judge_suite(out: BootOutcome, select: str | None) -> tuple[StageResult, bool]:
-    """The guest stage of a run of the test suite (harness.guest_verdict)."""
-    status = out.vm.returncode
-    panicked = any(s.kind == "panic" for s in out.splats)
-    return judge_guest(None if status == VNG_NO_STATUS else status, out.guest_junit, out.vm.output, select,
-                       panicked=panicked)
+    suite = GuestSuite(PROJECT, opts.results.resolve(), kbuild.headers, prep.tree.series_names, expect,
+                       prep.tree.path, opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout,
+                       opts.select, kconfig=kbuild.build_dir / ".config")
+    return VmTarget(kbuild.image, opts.profile, suite, PROJECT, argv,
+                    lambda: choose_accel(opts, prep.cache, kbuild.image), kbuild.identity, kbuild.banner)
 
 
 # ---------------------------------------------------------------- check
@@ -249,28 +160,6 @@ def validate(opts: RunOptions) -> None:
     resolve_series(opts.patches_dir, names)
     fragment_paths(opts)
     check_remote_setting(remote_setting(opts.ccache_remote))
-
-
-def _fail_stage(name: str, stages: list[StageResult], start: float, exc: Exception) -> NoReturn:
-    """Record the stage an exception stopped, and raise it as a HarnessError."""
-    err = as_harness_error(exc)
-    stages.append(StageResult(name, err.status, time.monotonic() - start, err.message, err.render()))
-    if err is exc:
-        raise err
-    raise err from exc
-
-
-def _timed(name: str, stages: list[StageResult], fn: Callable[[], T]) -> T:
-    start = time.monotonic()
-    try:
-        value = fn()
-    except Exception as exc:
-        _fail_stage(name, stages, start, exc)
-    except KeyboardInterrupt:
-        stages.append(StageResult(name, MISSED, time.monotonic() - start, "interrupted (Ctrl-C or SIGTERM)"))
-        raise
-    stages.append(StageResult(name, PASSED, time.monotonic() - start))
-    return value
 
 
 ALL_STAGES = ("prepare", "config", "build", "boot")
@@ -297,66 +186,54 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
     stages: list[StageResult] = []
     props: dict[str, str] = {"profile": f"{opts.profile.name}: {opts.profile.cpus} vCPUs, "
                                         f"{opts.profile.memory}, {opts.profile.cmdline or '(no arguments)'}"}
-    boot: BootOutcome | None = None
-    report_cases = False
+    judged: Judged | None = None
     interrupted = False
     hold = contextlib.ExitStack()
     try:
         # The tree's lock is held from apply to boot: see apply_series.
-        prep = _timed("prepare", stages, lambda: stage_prepare(opts, hold))
+        prep = timed("prepare", stages, lambda: stage_prepare(opts, hold))
         props.update(kernel_base=f"{prep.source.description} ({prep.source.base_commit[:12]})",
                      series=series_set_key(list(prep.series)), series_hash=prep.tree.series_hash[:16],
                      head_commit=prep.tree.head_commit)
         with hold:
             if boot_only:
                 stages.append(StageResult("config", SKIPPED, 0.0, "boot only"))
-                kbuild = _timed("build", stages, lambda: existing_build(prep, opts))
+                kbuild = timed("build", stages, lambda: existing_build(prep, opts))
             else:
-                kcfg = _timed("config", stages, lambda: stage_config(prep, opts))
+                kcfg = timed("config", stages, lambda: stage_config(prep, opts))
                 props["config_hash"] = kcfg.config_hash[:16]
                 if after_config is not None:
                     stages.extend(after_config(prep, kcfg))
-                kbuild = _timed("build", stages, lambda: stage_build(prep, kcfg, opts))
+                kbuild = timed("build", stages, lambda: stage_build(prep, kcfg, opts))
             props.update(kbuild.identity.properties("built"), **kbuild.properties())
-            choice = accel_mod.AccelChoice("?", "")
-
-            def do_boot() -> BootOutcome:
-                nonlocal choice
-                choice = choose_accel(opts, prep.cache, kbuild.image)
-                return stage_boot(prep, kbuild, opts, choice, argv)
-
-            start = time.monotonic()
+            target = boot_target(prep, kbuild, opts, argv)
             try:
-                boot = do_boot()
-            except Exception as exc:
-                _fail_stage("boot", stages, start, exc)
-            props["accelerator"] = f"{choice.accel} ({choice.reason})"
-            props.update(boot.ran.properties("kernel"))
-            booted = judge_boot(boot, opts.timeout)
-            stages.append(booted)
-            if argv is None and booted.status == PASSED:
-                guest, report_cases = judge_suite(boot, opts.select)
-                stages.append(guest)
+                judged = run_on(target, stages, argv is None, opts.select, opts.timeout)
+            finally:
+                if target.choice is not None:
+                    props["accelerator"] = f"{target.choice.accel} ({target.choice.reason})"
+            if judged.ran is not None and judged.ran.identity is not None:
+                props.update(judged.ran.identity.properties("kernel"))
     except Exception as exc:
         # Every failure still gets its report; one outside any stage (a bug
         # of ours between stages) is an error of the run.
         err = as_harness_error(exc)
         if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
-            stages.append(StageResult("harness", ERROR, 0.0, err.message, err.render()))
+            stages.append(StageResult("harness", err.status, 0.0, err.message, err.render()))
         print(err.render(), flush=True)
     except KeyboardInterrupt:
         interrupted = True
+        # An interrupted run tested nothing to its end: never a pass.
+        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
+            stages.append(StageResult("harness", MISSED, 0.0, INTERRUPTED))
         print("\nisolharness: interrupted; the cache stays usable, run again to resume", flush=True)
     finally:
         hold.close()
     # The console and the guest results of a kernel other than the one
     # built say nothing about it: left out, the boot stage says why. Guest
     # testcases count only when the guest stage found them trustworthy.
-    trusted = boot if boot is not None and not boot.untrusted() else None
-    summary = report(opts.results, stages, ALL_STAGES + ((GUEST_STAGE,) if argv is None else ()),
-                     trusted.splats if trusted else [], trusted is not None, props,
-                     trusted.guest_junit if trusted and report_cases else None)
+    summary = report(opts.results, stages, ALL_STAGES + ((GUEST_STAGE,) if argv is None else ()), judged, props)
     if interrupted:
         raise KeyboardInterrupt
-    guest_status = trusted.vm.returncode if trusted and trusted.vm.reached_command else None
-    return RunResult(summary, guest_status)
+    ran = judged.ran if judged is not None and not judged.ran.untrusted else None
+    return RunResult(summary, ran.status if ran is not None and ran.reached_command else None)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from . import children
 from .errors import EnvironmentFault, HarnessError, environment_fault
 
 
@@ -32,12 +32,12 @@ def run(
 ) -> str:
     """Run a command, return its stdout; on failure raise HarnessError with its stderr."""
     args = [str(a) for a in argv]
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    # The C locale: the output is read for English messages ("No space
+    # left on device").
+    full_env = dict(os.environ, LC_ALL="C")
+    full_env.update(env or {})
     try:
-        res = subprocess.run(
+        res = children.run(
             args,
             cwd=cwd,
             env=full_env,

@@ -26,17 +26,16 @@ from pathlib import Path
 
 import paramiko
 
-from .console import scan
-from .errors import EnvironmentFault, HarnessError
+from .errors import EnvironmentFault, HarnessError, as_harness_error
 from .files import atomic_write
 from .guest import GUEST_JUNIT, GuestSuite, pytest_command
 from .guest_verdict import STAGE as GUEST_STAGE
-from .guest_verdict import judge_guest
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
-from .outcome import FAILED, MISSED, PASSED, StageResult
+from .outcome import ERROR, FAILED, MISSED, StageResult
 from .results import rotate
 from .report import report
 from .summary import Summary
+from .target import Ran, run_on, timed
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Pure-Python packages the suite imports on the target, shipped from here.
@@ -46,7 +45,7 @@ TARGET_URL = re.compile(r"^ssh://(?P<user>[^@/:\s]+)@(?P<host>\[[0-9a-fA-F:.]+\]
 
 
 @dataclass(frozen=True)
-class Target:
+class SshAddress:
     user: str
     host: str
     port: int = 22
@@ -57,7 +56,7 @@ class Target:
 
 @dataclass
 class RemoteOptions:
-    target: Target
+    target: SshAddress
     identity: Path | None = None
     known_hosts: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
     accept_new_host_key: bool = False
@@ -71,14 +70,14 @@ class RemoteOptions:
     results: Path = Path("results/latest")
 
 
-def parse_target(url: str) -> Target:
+def parse_target(url: str) -> SshAddress:
     m = TARGET_URL.match(url)
     if not m:
         raise HarnessError(f"--target '{url}' is not ssh://user@host[:port]")
     port = int(m.group("port") or 22)
     if not 0 < port < 65536:
         raise HarnessError(f"--target '{url}': port {port} is out of range")
-    return Target(m.group("user"), m.group("host").strip("[]"), port)
+    return SshAddress(m.group("user"), m.group("host").strip("[]"), port)
 
 
 @dataclass
@@ -203,13 +202,25 @@ def connect(opts: RemoteOptions) -> paramiko.SSHClient:
     except (OSError, socket.timeout) as exc:
         raise EnvironmentFault(f"{t.host}:{t.port} is unreachable: {exc}",
                            hint="check the address, the port and that sshd runs there") from exc
+    # A hashed known_hosts entry (Debian's default) names no host that an
+    # @revoked line can be matched against before the key is seen: the key
+    # the server showed is checked again once it is known.
+    key = client.get_transport().get_remote_server_key()
+    if any(known.is_revoked(name, key) for name in (t.host, f"[{t.host}]:{t.port}")):
+        client.close()
+        raise HarnessError(f"the host key of {t.host}:{t.port} is marked @revoked in {opts.known_hosts}; "
+                           f"refusing to connect")
     return client
 
 
 def _run(client: paramiko.SSHClient, command: str, timeout: float, out=None) -> tuple[int, str]:
-    """Run command; stream stdout+stderr to ``out`` when given; return status and output."""
+    """Run command; return its status and its standard output. With ``out``,
+    standard output and error are streamed there and returned together.
+    Without it, standard error is left out of what is returned: it also
+    carries what sshd says of the session ("Could not chdir to home
+    directory"), which must not be taken for the command's answer."""
     chan = client.get_transport().open_session()
-    chan.set_combine_stderr(True)
+    chan.set_combine_stderr(out is not None)
     chan.settimeout(timeout)
     chan.exec_command(command)
     chunks: list[bytes] = []
@@ -262,23 +273,29 @@ def _bundle(headers: Path | None) -> bytes:
 UNPACK = "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])"
 
 
-def run_remote(opts: RemoteOptions) -> Summary:
-    """Connect, upload, run, fetch, report. Always writes the report."""
-    opts.results = rotate(opts.results.resolve())
-    stages: list[StageResult] = []
-    props = {"target": str(opts.target), "accelerator": "none (remote machine)"}
-    guest_xml: Path | None = None
-    splats = []
-    scanned = False
-    client = None
-    remote_dir = ""
-    start = time.monotonic()
-    current = "connect"
-    try:
-        client = connect(opts)
-        stages.append(StageResult("connect", PASSED, time.monotonic() - start, str(opts.target)))
+@dataclass
+class SshTarget:
+    """A machine over SSH (harness.target.Target): connect and upload are
+    stages of their own; the kernel log is the part of dmesg the run added."""
+    opts: RemoteOptions
+    stage: str = "remote"
+    setup_stages: tuple[str, ...] = ("connect", "upload")
+    properties: dict[str, str] = field(default_factory=dict)
+    client: paramiko.SSHClient | None = None
+    remote_dir: str = ""                # checked against REMOTE_DIR before it is used
+    _isolated: str = ""
+    _cpus: int = 1
+    _log_status: int = 0
+    _log_before: str = ""
 
-        start, current = time.monotonic(), "upload"
+    def open(self, stages: list[StageResult]) -> None:
+        opts = self.opts
+        self.client = timed("connect", stages, lambda: connect(opts), str(opts.target))
+        timed("upload", stages, self._upload)
+        stages[-1].message = self.remote_dir
+
+    def _upload(self) -> None:
+        opts, client = self.opts, self.client
         status, version = _run(client, f"{shlex.quote(opts.python)} -c 'import sys; print(sys.version_info >= (3, 9))'",
                                60)
         if status != 0 or version.strip() != "True":
@@ -289,78 +306,98 @@ def run_remote(opts: RemoteOptions) -> Summary:
         remote = where.strip()
         if not REMOTE_DIR.match(remote):
             raise HarnessError(f"could not make a temporary directory on {opts.target}: {where.strip()[:200]}")
-        remote_dir = remote
+        self.remote_dir = remote
         q = shlex.quote(remote)
         _put(client, _bundle(opts.headers), f"{remote}/bundle.tar.gz")
         status, out = _run(client, f"{shlex.quote(opts.python)} -c {shlex.quote(UNPACK)} "
-                                   f"{q}/bundle.tar.gz {q} && mkdir -p {q}/results", 120)
+                                   f"{q}/bundle.tar.gz {q} 2>&1 && mkdir -p {q}/results", 120)
         if status != 0:
             raise HarnessError(f"unpacking the suite on {opts.target} failed", detail=out[-2000:])
-        _, said = _run(client, IDENTITY_COMMAND, 30)
-        running = parse_identity_line(said) or KernelIdentity()
-        props.update(running.properties("kernel"))
         _, isolated = _run(client, "cat /sys/devices/system/cpu/isolated 2>/dev/null; nproc", 30)
         lines = isolated.splitlines() or ["", "1"]
-        props["kernel_base"] = f"{opts.target.host}: {running.release or 'unknown release'}"
-        props["series"] = ",".join(opts.expect) or "(as running)"
-        log_status, log_before = _run(client, "dmesg 2>&1", 60)
-        stages.append(StageResult("upload", PASSED, time.monotonic() - start, remote))
+        self._isolated = lines[0].strip() if len(lines) > 1 else ""
+        self._cpus = int(lines[-1].strip() or 1)
+        self._log_status, self._log_before = _run(client, "dmesg 2>&1", 60)
 
-        start, current = time.monotonic(), "remote"
+    def run(self, suite: bool, timeout: float) -> Ran:
+        opts, client, remote = self.opts, self.client, self.remote_dir
+        start = time.monotonic()
+        _, said = _run(client, IDENTITY_COMMAND, 30)
+        running = parse_identity_line(said) or KernelIdentity()
+        self.properties["kernel_base"] = f"{opts.target.host}: {running.release or 'unknown release'}"
         rdir = Path(remote)
-        suite = GuestSuite(rdir, rdir / "results", rdir / "headers" if opts.headers else Path("/nonexistent"),
-                           tuple(opts.expect), tuple(opts.expect), Path("/nonexistent"),
-                           lines[0].strip() if len(lines) > 1 else "", int(lines[-1].strip() or 1),
-                           opts.test_timeout, opts.select)
-        command = pytest_command(suite, opts.python, wrapper=("timeout", "-k", "10", str(int(opts.timeout))),
+        guest = GuestSuite(rdir, rdir / "results", rdir / "headers" if opts.headers else Path("/nonexistent"),
+                           tuple(opts.expect), tuple(opts.expect), Path("/nonexistent"), self._isolated,
+                           self._cpus, opts.test_timeout, opts.select)
+        command = pytest_command(guest, opts.python, wrapper=("timeout", "-k", "10", str(int(timeout))),
                                  extra_env={"PYTHONPATH": f"{remote}/pylib", "TMPDIR": remote,
                                             # real hardware: noise durations are budgeted
                                             "ISOLHARNESS_DURATIONS": "1"},
                                  plugins=("pytest_timeout",))
-        with (opts.results / "guest-output.log").open("wb") as log:
-            status, _ = _run(client, command, opts.timeout + 60, out=log)
-        local_xml = opts.results / GUEST_JUNIT
-        got, xml_text = _run(client, f"cat {q}/results/{GUEST_JUNIT}", 60)
+        output = opts.results / "guest-output.log"
+        with output.open("wb") as log:
+            status, _ = _run(client, command, timeout + 60, out=log)
+        junit: Path | None = None
+        got, xml_text = _run(client, f"cat {shlex.quote(remote)}/results/{GUEST_JUNIT}", 60)
         if got == 0 and xml_text.strip():
-            local_xml.write_text(xml_text)
-            guest_xml = local_xml
-        log_status, log_after = _run(client, "dmesg 2>&1", 60) if log_status == 0 else (log_status, log_before)
-        res = StageResult("remote", PASSED, time.monotonic() - start, f"guest suite exit {status}")
-        if status == 124 or status == 137:
-            res.status, res.message = FAILED, f"the suite did not finish in {opts.timeout:.0f}s on the target"
-        stages.append(res)
-        if log_status == 0:
-            before = log_before.splitlines()
-            after = log_after.splitlines()
-            # The lines the run added (the ring buffer may have wrapped: then all).
-            new = after[len(before):] if after[:len(before)] == before else after
-            dmesg = "\n".join(new) + "\n"
-            (opts.results / "console.log").write_text(dmesg)
-            splats, scanned = scan(dmesg), True
-        else:
-            stages.append(StageResult("kernel log", MISSED, 0.0,
-                                      f"the target's kernel log cannot be read (dmesg exit {log_status}): "
-                                      f"no splat check was possible",
-                                      f"{log_before.strip()[:500]}\nhint: run as root on the target, or set "
-                                      f"kernel.dmesg_restrict=0"))
-        if res.status == PASSED:
-            guest, trusted = judge_guest(status, guest_xml, opts.results / "guest-output.log", opts.select,
-                                         time.monotonic() - start)
-            stages.append(guest)
-            if not trusted:
-                guest_xml = None
-    except HarnessError as exc:
-        stages.append(StageResult(current, exc.status, time.monotonic() - start, exc.message, exc.render()))
-        print(exc.render(), flush=True)
-    finally:
-        if client is not None:
-            if remote_dir:
-                # Checked against mktemp's pattern above, and quoted: only
-                # the directory this run made goes, whatever happened.
-                try:
-                    _run(client, f"rm -rf -- {shlex.quote(remote_dir)}", 60)
-                except Exception:  # the connection may be what failed
-                    print(f"remote: could not remove {remote_dir} on the target", flush=True)
-            client.close()
-    return report(opts.results, stages, ("connect", "upload", "remote", GUEST_STAGE), splats, scanned, props,
-                  guest_xml)
+            junit = opts.results / GUEST_JUNIT
+            junit.write_text(xml_text)
+        kernel_log, problem = self._kernel_log()
+        return Ran(status=status, timed_out=status in (124, 137), duration=time.monotonic() - start,
+                   output=output, junit=junit, kernel_log=kernel_log, kernel_log_problem=problem,
+                   identity=running, description=f"{opts.target}: suite exit {status}",
+                   log_tail="\n".join((kernel_log or "").splitlines()[-40:]))
+
+    def _kernel_log(self) -> tuple[str | None, str]:
+        """What the run added to dmesg (all of it if the ring buffer wrapped),
+        or None and why it cannot be read."""
+        status, after = _run(self.client, "dmesg 2>&1", 60) if self._log_status == 0 else (self._log_status, "")
+        if status != 0:
+            return None, (f"the target's kernel log cannot be read (dmesg exit {status}: "
+                          f"{(after or self._log_before).strip()[:200]}); run as root on the target, "
+                          f"or set kernel.dmesg_restrict=0")
+        before, lines = self._log_before.splitlines(), after.splitlines()
+        new = lines[len(before):] if lines[:len(before)] == before else lines
+        dmesg = "\n".join(new) + "\n"
+        (self.opts.results / "console.log").write_text(dmesg)
+        return dmesg, ""
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        if self.remote_dir:
+            # Checked against mktemp's pattern, and quoted: only the
+            # directory this run made goes, whatever happened.
+            try:
+                _run(self.client, f"rm -rf -- {shlex.quote(self.remote_dir)}", 60)
+            except Exception:  # the connection may be what failed
+                print(f"remote: could not remove {self.remote_dir} on the target", flush=True)
+            self.remote_dir = ""
+        self.client.close()
+        self.client = None
+
+
+def run_remote(opts: RemoteOptions) -> Summary:
+    """Connect, upload, run, fetch, judge and report. Always writes the report."""
+    opts.results = rotate(opts.results.resolve())
+    target = SshTarget(opts, properties={"target": str(opts.target), "accelerator": "none (remote machine)",
+                                         "series": ",".join(opts.expect) or "(as running)"})
+    stages: list[StageResult] = []
+    judged = None
+    interrupted = False
+    try:
+        judged = run_on(target, stages, True, opts.select, opts.timeout)
+    except Exception as exc:
+        err = as_harness_error(exc)
+        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
+            stages.append(StageResult("harness", err.status, 0.0, err.message, err.render()))
+        print(err.render(), flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    if judged is not None and judged.ran.identity is not None:
+        target.properties.update(judged.ran.identity.properties("kernel"))
+    summary = report(opts.results, stages, (*target.setup_stages, target.stage, GUEST_STAGE), judged,
+                     target.properties)
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary

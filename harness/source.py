@@ -17,13 +17,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import children
 from . import git as g
-from .cache import locked, no_space_hint
-from .errors import HarnessError
+from .cache import locked
+from .errors import ENVIRONMENT_HINT, EnvironmentFault, HarnessError, environment_fault
 from .files import atomic_write
 
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
@@ -104,15 +104,17 @@ def _unpack_and_commit(tarball: Path, repo: Path) -> None:
         shutil.rmtree(repo)  # exists but never completed
     tmp.mkdir()
     print(f"isolharness: unpacking {tarball} into the cache (once per tarball)", flush=True)
-    res = subprocess.run(
+    res = children.run(
         ["tar", "-xf", str(tarball), "-C", str(tmp), "--strip-components=1"],
         capture_output=True,
         text=True,
     )
     if res.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        if "No space left" in res.stderr:
-            raise no_space_hint(OSError(28, "No space left on device"), tmp)
+        fault = environment_fault(res.stderr)
+        if fault:
+            raise EnvironmentFault(f"cannot unpack {tarball} into {tmp.parent}: {fault}", hint=ENVIRONMENT_HINT,
+                                   detail=res.stderr.strip()[-2000:])
         raise HarnessError(
             f"cannot unpack {tarball}: the tarball is corrupt or truncated",
             hint=f"reinstall it: apt-get install --reinstall {DEFAULT_PACKAGE}",

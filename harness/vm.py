@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from .children import Group
-from .errors import EnvironmentFault, HarnessError
+from .errors import EnvironmentFault, HarnessError, as_harness_error
 from .files import atomic_write
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
 from .profile import Profile
@@ -145,14 +145,22 @@ def _vng_path() -> str:
     return found
 
 
-def _pump(src: IO[bytes] | None, dst: BinaryIO) -> threading.Thread:
-    """Copy a pipe into a file as it comes, so nothing is lost on a kill."""
+def _pump(src: IO[bytes] | None, dst: BinaryIO, failed: list[OSError]) -> threading.Thread:
+    """Copy a pipe into a file as it comes, so nothing is lost on a kill. A
+    write that fails (no space left) is recorded in ``failed``, and the pipe
+    is still drained, so that QEMU never stalls on a full pipe and looks
+    hung."""
 
     def copy() -> None:
         assert src is not None
         for chunk in iter(lambda: src.read1(65536), b""):
-            dst.write(chunk)
-            dst.flush()
+            if failed:
+                continue
+            try:
+                dst.write(chunk)
+                dst.flush()
+            except OSError as exc:
+                failed.append(exc)
 
     thread = threading.Thread(target=copy, daemon=True)
     thread.start()
@@ -183,7 +191,8 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
         # the others' output.
         group = Group(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         proc = group.proc
-        pumps = [_pump(proc.stdout, out), _pump(proc.stderr, con)]
+        failed: list[OSError] = []
+        pumps = [_pump(proc.stdout, out, failed), _pump(proc.stderr, con, failed)]
         timed_out = stalled = started = False
         printed, last_growth = 0, start
         try:
@@ -210,6 +219,10 @@ def run_vm(spec: VmSpec, console: Path, output: Path, timeout: float, stage: str
             group.stop(grace=5.0 if timed_out else 2.0)
         for pump in pumps:
             pump.join(timeout=10)
+    if failed:
+        # The guest's output was lost: the environment's fault (ENOSPC is a
+        # MISS), not the kernel's.
+        raise as_harness_error(failed[0])
     duration = time.monotonic() - start
     text = output.read_bytes()
     reached = START_MARKER.encode() in text

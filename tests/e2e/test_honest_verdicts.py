@@ -5,6 +5,7 @@ started outlives it, even when the harness itself is SIGKILLed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -113,3 +114,42 @@ def test_no_space_during_the_build_is_the_environments_fault(tmp_path, default_r
     assert run.rc == 2, run.output
     assert "no space left on the device" in run.output and "kernel build stopped" in run.output, run.output
     assert Path(bdir / "kernel" / "time").is_dir()
+
+
+def test_an_interrupted_boot_is_never_a_pass(tmp_path, default_run):
+    """SIGTERM (a CI job cancelled) while the guest runs: the boot stage is
+    a MISS saying so, the report is written and is no PASS, no QEMU stays."""
+    results = tmp_path / "r"
+    with (tmp_path / "harness.log").open("w") as out:
+        proc = subprocess.Popen([str(ISOLHARNESS), "check", "--results", str(results), "-k", "smoke"],
+                                cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not qemu_processes() and proc.poll() is None:
+            time.sleep(0.5)
+        assert qemu_processes(), (tmp_path / "harness.log").read_text()
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = (tmp_path / "harness.log").read_text()
+    assert rc != 0 and "verdict: MISS, exit status 2" in output, output
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["exit_status"] == 2 and summary["result"] == "MISS"
+    boot = next(s for s in summary["stages"] if s["name"] == "boot")
+    assert boot["status"] == "missed" and "interrupted" in boot["message"], boot
+    time.sleep(5)
+    assert not qemu_processes()
+
+
+def test_a_build_leaves_a_results_directory_the_next_run_may_rotate(tmp_path, default_run):
+    """`isolharness build --results DIR` writes build.log into a directory
+    it marks as its own, so the next run on DIR rotates it."""
+    results = tmp_path / "r"
+    built = run_cli(["build"], results)
+    assert built.rc == 0 and (results / "build.log").is_file(), built.output
+    again = run_cli(["parse", str(PROJECT / "tests/unit/data/console-clean.log")], results)
+    assert again.rc == 0, again.output
+    assert (tmp_path / "previous" / "build.log").is_file()

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,9 +36,15 @@ def sshd(tmp_path_factory):
     d = tmp_path_factory.mktemp("sshd")
     port = free_port()
     host_key, client_key = keygen(d / "host_key"), keygen(d / "client_key")
-    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+    # Keys per user, in a directory every user can read (sshd reads them
+    # with the user's privileges): root, and PLAIN_USER when a test adds it.
+    keys = Path(tempfile.mkdtemp(prefix="isolharness-e2e-keys-"))
+    keys.chmod(0o755)
+    for user in ("root", PLAIN_USER):
+        (keys / user).write_text((d / "client_key.pub").read_text())
+        (keys / user).chmod(0o644)
     (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {d}/authorized_keys\n"
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {keys}/%u\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
         f"StrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n")
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
@@ -53,6 +60,33 @@ def sshd(tmp_path_factory):
     yield {"dir": d, "port": port, "key": client_key, "url": f"ssh://root@127.0.0.1:{port}"}
     proc.terminate()
     proc.wait(timeout=10)
+    shutil.rmtree(keys)
+
+
+PLAIN_USER = "isolharness-e2e"
+
+
+@pytest.fixture(scope="module")
+def plain_user():
+    """An account without privileges on this machine, for the length of the
+    module: made here and removed here (an account of that name that was
+    already there is used and left alone)."""
+    made = subprocess.run(["getent", "passwd", PLAIN_USER], capture_output=True).returncode != 0
+    if made:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/bin/sh", PLAIN_USER], check=True)
+        # Not locked ("!"), which sshd refuses; no password either: keys only.
+        subprocess.run(["usermod", "-p", "*", PLAIN_USER], check=True)
+    try:
+        yield PLAIN_USER
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", PLAIN_USER], check=False)
+        if made:
+            subprocess.run(["userdel", PLAIN_USER], check=False)
+
+
+def remote_dirs() -> set[str]:
+    return {str(p) for p in Path("/tmp").glob("isolharness.*")}
 
 
 def target_args(sshd, known_hosts: Path, *extra: str) -> list[str]:
@@ -89,9 +123,47 @@ def test_unknown_host_is_refused_then_recorded_and_the_suite_runs(sshd, tmp_path
     assert props.get("kernel_build_id", "") == notes_build_id(Path("/sys/kernel/notes").read_bytes())
     assert "ran          " + props["kernel_release"] in run.output
 
+    # This machine isolates no CPU: every test's interference account says
+    # so, none reads as an empty account.
+    from harness.interference import account, from_case
+
+    accounts = [account(from_case(cases[n])) for n in cases if n.startswith("guest::")]
+    assert accounts and all("isolates no CPU" in a.unavailable and not a.counts for a in accounts), accounts
+
     # The host key is now known: the same run works without the flag.
     again = run_cli(target_args(sshd, kh, "-k", "cpu_count"), tmp_path / "r3")
     assert again.rc == 0, again.output
+
+
+def test_a_user_who_cannot_read_the_kernel_log_gets_no_splat_pass(sshd, plain_user, tmp_path):
+    """As a user without privileges (kernel.dmesg_restrict=1 here), dmesg
+    fails: the splat check is an ERROR saying why, never "no splat"; the
+    run exits 2; the remote directory is gone afterwards all the same."""
+    if Path("/proc/sys/kernel/dmesg_restrict").read_text().strip() != "1":
+        pytest.skip("kernel.dmesg_restrict=0 on this machine: any user can read the kernel log")
+    kh = tmp_path / "known_hosts"
+    before = remote_dirs()
+    url = sshd["url"].replace("root@", f"{plain_user}@")
+    run = run_cli(["test", "--target", url, "--identity", str(sshd["key"]), "--known-hosts", str(kh),
+                   "--accept-new-host-key", "-k", "cpu_count"], tmp_path / "r")
+    assert run.rc == 2, run.output
+    cases = run.cases()
+    check = cases["isolharness.console::no kernel splat on the console"]
+    assert check.result and "no splat check was possible" in check.result[0].message, check.result
+    assert "kernel log cannot be read (dmesg exit" in check.result[0].message
+    assert cases["isolharness.stages::remote"].result == [], run.output
+    assert "verdict: ERROR" in run.output
+    assert remote_dirs() <= before
+
+
+def test_the_remote_directory_goes_when_the_suite_fails(sshd, tmp_path):
+    """A guest stage ERROR (-k selecting nothing) after the upload: the
+    temporary directory on the target is removed all the same."""
+    before = remote_dirs()
+    run = run_cli(target_args(sshd, tmp_path / "kh", "--accept-new-host-key", "-k", "no_such_test_anywhere"),
+                  tmp_path / "r")
+    assert run.rc == 2 and "selected no guest test" in run.output, run.output
+    assert remote_dirs() <= before
 
 
 def test_changed_host_key_is_refused(sshd, tmp_path):
@@ -159,3 +231,15 @@ def test_a_revoked_host_key_is_refused(sshd, tmp_path):
         run = run_cli(target_args(sshd, kh, *extra), tmp_path / "r")
         assert run.rc == 2 and "marked @revoked" in run.output, run.output
     assert kh.read_text() == before
+
+
+def test_a_revoked_key_is_refused_when_its_known_entry_is_hashed(sshd, tmp_path):
+    """Debian hashes known_hosts (HashKnownHosts yes): a hashed entry names
+    no host an @revoked line could be matched against before the key is seen."""
+    kh = tmp_path / "known_hosts"
+    kh.write_text(host_key_line(sshd))
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(kh)], check=True, capture_output=True)
+    assert kh.read_text().startswith("|1|")
+    kh.write_text(kh.read_text() + host_key_line(sshd, "@revoked").replace(f"[127.0.0.1]:{sshd['port']}", "*"))
+    run = run_cli(target_args(sshd, kh, "-k", "cpu_count"), tmp_path / "r")
+    assert run.rc == 2 and "marked @revoked" in run.output, run.output

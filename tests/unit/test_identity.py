@@ -10,9 +10,10 @@ from fakekernel import RELEASE, banner, make_vmlinux, readelf_build_id
 from harness.build import built_identity
 from harness.identity import (IDENTITY_COMMAND, KernelIdentity, console_banners, notes_build_id, parse_banner,
                               parse_identity_line)
-from harness.outcome import MISSED, PASSED
-from harness.pipeline import BootOutcome, judge_boot
-from harness.vm import VmResult, cut_command_line, vng_init
+from harness.outcome import MISSED, PASSED, StageResult
+from harness.target import Ran, judge_run
+from harness.vm_target import mismatch, untrusted
+from harness.vm import cut_command_line, vng_init
 
 # The first lines of a real guest console (default profile, TCG).
 CONSOLE = """# vng --run /root/.cache/isolharness/build/x/base+isolation/arch/x86/boot/bzImage --verbose ...
@@ -65,43 +66,44 @@ def test_identity_line_from_the_real_command(tmp_path):
     assert parse_identity_line("no marker\n") is None
 
 
-def _outcome(tmp_path, booted: str, built: KernelIdentity, built_banner: str,
-             guest: KernelIdentity | None = None) -> BootOutcome:
-    console = tmp_path / "console.log"
-    console.write_text(f"[    0.000000] {booted}\n[    9.0] ok\n")
-    vm = VmResult("tcg", 0, False, guest is not None, 10.0, console, tmp_path / "out.log", guest)
-    return BootOutcome(vm, [], None, built, built_banner, booted)
+def _boot(built: KernelIdentity, built_banner: str, booted: str, guest: KernelIdentity | None = None,
+          cut: bool = False) -> StageResult:
+    """The boot stage of a VM run whose console showed ``booted`` and whose
+    guest said ``guest`` of its kernel (harness.vm_target, harness.target)."""
+    ran = Ran(status=0, timed_out=False, duration=10.0, output=Path("/nonexistent"), junit=None,
+              kernel_log=f"[    0.000000] {booted}\n", reached_command=guest is not None, identity=guest,
+              untrusted=untrusted(built, built_banner, booted, guest, cut))
+    return judge_run("boot", ran, 900, suite=False)
 
 
-def test_the_kernel_built_passes_the_boot_stage(tmp_path):
+def test_the_kernel_built_passes_the_boot_stage():
     built = KernelIdentity(RELEASE, "#3 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
-    out = _outcome(tmp_path, banner(3), built, banner(3), guest=built)
-    assert out.mismatch() == "" and judge_boot(out, 900).status == PASSED
+    assert mismatch(built, banner(3), banner(3), built) == "" and _boot(built, banner(3), banner(3), built).status == PASSED
 
 
-def test_an_older_kernel_in_the_image_is_an_error_naming_both(tmp_path):
+def test_an_older_kernel_in_the_image_is_an_error_naming_both():
     built = KernelIdentity(RELEASE, "#13 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
-    res = judge_boot(_outcome(tmp_path, banner(2), built, banner(13)), 900)
+    res = _boot(built, banner(13), banner(2))
     assert res.status == MISSED   # the environment's fault (KernelCI MISS): exit 2
     assert "#13 SMP" in res.message and "#2 SMP" in res.message and "another kernel" in res.message
 
 
-def test_same_banner_other_contents_is_caught_by_the_build_id(tmp_path):
+def test_same_banner_other_contents_is_caught_by_the_build_id():
     # A build directory made anew restarts the build number: the banner can
     # repeat, the build-id cannot.
     built = KernelIdentity(RELEASE, "#1 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
     running = KernelIdentity(RELEASE, "#1 SMP PREEMPT_DYNAMIC isolharness", "cd" * 20)
-    res = judge_boot(_outcome(tmp_path, banner(1), built, banner(1), guest=running), 900)
+    res = _boot(built, banner(1), banner(1), running)
     assert res.status == MISSED and "ab" * 20 in res.message and "cd" * 20 in res.message
 
 
-def test_a_guest_that_cannot_read_its_notes_is_judged_by_the_banner(tmp_path):
+def test_a_guest_that_cannot_read_its_notes_is_judged_by_the_banner():
     built = KernelIdentity(RELEASE, "#3 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
     running = KernelIdentity(RELEASE, "#3 SMP PREEMPT_DYNAMIC isolharness", "")
-    assert judge_boot(_outcome(tmp_path, banner(3), built, banner(3), guest=running), 900).status == PASSED
+    assert _boot(built, banner(3), banner(3), running).status == PASSED
 
 
-def test_a_command_line_cut_at_command_line_size_is_not_the_kernels_fault(tmp_path):
+def test_a_command_line_cut_at_command_line_size_is_not_the_kernels_fault():
     # Recorded: a long -k and results path made vng's command line exceed
     # 2048 bytes; the kernel cut init= and panicked ("Requested init ...
     # failed (error -2)").
@@ -113,7 +115,5 @@ def test_a_command_line_cut_at_command_line_size_is_not_the_kernels_fault(tmp_pa
     assert not cut_command_line((data / "console-clean.log").read_text(), init)
     assert vng_init().endswith("virtme/guest/bin/virtme-ng-init") and Path(vng_init()).is_file()
     built = KernelIdentity(RELEASE, "#3 SMP PREEMPT_DYNAMIC isolharness", "ab" * 20)
-    out = _outcome(tmp_path, banner(3), built, banner(3))
-    out = BootOutcome(out.vm, [], None, built, banner(3), banner(3), cmdline_cut=True)
-    res = judge_boot(out, 900)
-    assert res.status == MISSED and "COMMAND_LINE_SIZE" in res.message and out.untrusted()
+    res = _boot(built, banner(3), banner(3), cut=True)
+    assert res.status == MISSED and "COMMAND_LINE_SIZE" in res.message
