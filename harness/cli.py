@@ -13,6 +13,7 @@ from . import __version__, bisect, doctor, git, pipeline, remote, revision, summ
 from .children import interrupt_on_signals
 from .errors import HarnessError, as_harness_error
 from .identity import IDENTITY_MARKER
+from .vm import START_MARKER
 from .parse import parse_logs
 from .results import rotate
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
@@ -172,7 +173,7 @@ def _exec_cmd(opts: pipeline.RunOptions, argv: list[str]) -> int:
         # prologue printed (the start marker, the kernel's identity).
         lines = out.read_text(errors="replace").splitlines(keepends=True)
         sys.stdout.write("".join(ln for ln in lines
-                                 if ln.rstrip("\n") != pipeline.START_MARKER
+                                 if ln.rstrip("\n") != START_MARKER
                                  and not ln.startswith(IDENTITY_MARKER + " ")))
     if result.exit_status == EXIT_ERROR:
         return EXIT_ERROR

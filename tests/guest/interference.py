@@ -77,7 +77,8 @@ TRACER = TRACING / "instances" / "isolharness-osnoise"
 NOISE_EVENTS = ("osnoise/irq_noise", "osnoise/softirq_noise", "osnoise/thread_noise", "osnoise/nmi_noise")
 # What stock 6.12 sends an isolated CPU whatever the test does, measured
 # on idle and busy nohz_full CPUs of the default profile under TCG
-# (tests/guest/test_interference.py shows each): the residual tick; the
+# (tests/guest/test_interference.py shows each): the residual tick (its
+# interrupt and its hrtimer, tick_nohz_handler, on a CPU running a task); the
 # clocksource watchdog, whose timer visits every online CPU in turn; the
 # nohz_full kick (an irq_work IPI running nohz_full_kick_func); and, on a
 # CPU that runs a task, the fair server's replenishment timer rescheduling
@@ -86,7 +87,8 @@ NOISE_EVENTS = ("osnoise/irq_noise", "osnoise/softirq_noise", "osnoise/thread_no
 # always allows these ("{cpu}" is the CPU's number); its ``allow`` adds.
 # Each of them is an identity: what a refused operation would send shows up
 # under a name of its own (csd:remote_function, ran:migration/N, ...).
-BACKGROUND = ("irq:LOC", "irq:CAL", "irq:IWI", "irq:RES", "softirq:TIMER", "timers:clocksource_watchdog",
+BACKGROUND = ("irq:LOC", "timers:tick_nohz_handler", "irq:CAL", "irq:IWI", "irq:RES", "softirq:TIMER",
+              "timers:clocksource_watchdog",
               "csd:nohz_full_kick_func", "ipi:generic_smp_call_function_single_interrupt from irq_work_queue_on",
               "ipi:0x0 from dl_task_timer", "ipi:0x0 from resched_cpu", "softirq:RCU",
               "ipi:nohz_full_kick_func from irq_work_queue", "ran:ksoftirqd/{cpu}")

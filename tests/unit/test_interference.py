@@ -208,3 +208,23 @@ def _run_unavailable(tmp_path: Path, isolated: str, user: str, why: str) -> None
         assert why in acc.unavailable and not acc.counts, (name, acc)
     assert "interference budget not judged" in str(cases["test_budgeted"].result[0].message)
     assert not cases["test_plain"].result
+
+
+def test_guest_durations_from_recorded_osnoise_lines():
+    """tests/unit/data/osnoise-trace.txt: the plugin's instance with the
+    osnoise tracer (NO_OSNOISE_WORKLOAD) in a guest of the default profile,
+    while a child spun for 1 s on CPU 2, then wrote stat_refresh."""
+    guest = _guest_module()
+    lines = (Path(__file__).parent / "data" / "osnoise-trace.txt").read_text().splitlines()
+    account = guest.Account((2, 3))
+    timed = [t for t in map(guest.noise, lines) if t]
+    for t in timed:
+        account.add_ns(*t)
+    assert (2, "irq", "local_timer", 405733) in timed
+    assert (2, "softirq", "TIMER", 210393) in timed             # the name padded by %8s
+    assert not any(what.startswith("swapper") for _, _, what, _ in timed)   # idle is no noise
+    spin = account.ns[2]["thread"]["python"]
+    assert 0.9e9 < spin < 1.2e9                                  # the child's second on CPU 2
+    assert set(account.ns[3]) <= {"irq", "softirq", "thread"} and "python" not in account.ns[3].get("thread", {})
+    assert all(guest.attribute(line) == [] for line in lines if "_noise:" in line)   # counted apart
+    assert json.loads(account.compact())["ns"]["2"]["irq"]["local_timer"] == account.ns[2]["irq"]["local_timer"]
