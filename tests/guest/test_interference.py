@@ -140,6 +140,11 @@ def test_account_sees_the_stop_machine_of_an_mtrr_add(cpus, mtrr):
     assert write(MTRR, MTRR_LINE + "\n") == 0
 
 
+@pytest.mark.interrupts("free", "ran:migration/{cpu}")
+def test_account_sees_the_stop_machine_of_an_mtrr_disable(mtrr_entry):
+    assert write(MTRR, f"disable={mtrr_entry}\n") == 0
+
+
 @pytest.mark.interrupts("free", "work_run:refresh_vm_stats")
 def test_account_sees_the_work_of_a_stat_refresh(cpus):
     assert write(STAT_REFRESH, "1\n") == 0
@@ -161,6 +166,9 @@ def _isolated_loop(c, cpu: int, flag: mmap.mmap, ready_w: int) -> None:
         pass
 
 
+# The child's mlockall() faults in every page the interpreter maps, over 9p
+# and under TCG: about a minute before the loop starts.
+@pytest.mark.timeout(300)
 def test_an_isolated_user_loop_sees_nothing_of_the_refused_operations(c, cpus, interference, clocksources, mtrr):
     """A task-isolated user loop on the blocked CPU, while this process (on
     the housekeeping CPUs) does every refused operation (perf opens, one
