@@ -17,7 +17,8 @@ GUEST_JUNIT = "guest-junit.xml"
 # Host variables the guest tests read as they are (tests/guest/test_fuzz.py;
 # tests/guest/conftest.py: the noisy negative control, and the account
 # turned off, which only bench/interference.py does)
-PASSED_THROUGH = ("ISOLHARNESS_FUZZ_CALLS", "ISOLHARNESS_FUZZ_SEED", "ISOLHARNESS_NOISY", "ISOLHARNESS_INTERFERENCE")
+PASSED_THROUGH = ("ISOLHARNESS_FUZZ_CALLS", "ISOLHARNESS_FUZZ_SEED", "ISOLHARNESS_NOISY", "ISOLHARNESS_INTERFERENCE",
+                  "ISOLHARNESS_FAULT")
 
 
 @dataclass(frozen=True)

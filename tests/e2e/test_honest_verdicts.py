@@ -117,8 +117,9 @@ def test_no_space_during_the_build_is_the_environments_fault(tmp_path, default_r
 
 
 def test_an_interrupted_boot_is_never_a_pass(tmp_path, default_run):
-    """SIGTERM (a CI job cancelled) while the guest runs: the boot stage is
-    a MISS saying so, the report is written and is no PASS, no QEMU stays."""
+    """SIGTERM (a CI job cancelled) while the guest runs, then a Ctrl-C while
+    it is being stopped: the boot stage is a MISS saying so, the report is
+    written and is no PASS, no QEMU stays."""
     results = tmp_path / "r"
     with (tmp_path / "harness.log").open("w") as out:
         proc = subprocess.Popen([str(ISOLHARNESS), "check", "--results", str(results), "-k", "smoke"],
@@ -130,6 +131,8 @@ def test_an_interrupted_boot_is_never_a_pass(tmp_path, default_run):
         assert qemu_processes(), (tmp_path / "harness.log").read_text()
         time.sleep(2)
         proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)      # a second one while the guest is being stopped
         rc = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -153,3 +156,22 @@ def test_a_build_leaves_a_results_directory_the_next_run_may_rotate(tmp_path, de
     again = run_cli(["parse", str(PROJECT / "tests/unit/data/console-clean.log")], results)
     assert again.rc == 0, again.output
     assert (tmp_path / "previous" / "build.log").is_file()
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("interrupt", "exited 2 (interrupted) after"),
+    ("status", "exited 1 but no testcase failed"),
+    ("truncated", "cannot be read"),
+])
+def test_a_guest_suite_that_did_not_finish_honestly_is_an_error(results_root, default_run, fault, message):
+    """tests/guest/faults/ (collected only with ISOLHARNESS_FAULT): pytest
+    interrupted mid-run, exiting 1 with every testcase passed, or leaving a
+    JUnit file cut in half. Each is an ERROR of the guest stage with the
+    guest output's tail, and none of its testcases is reported."""
+    run = run_cli(["check", "-k", "test_fault_", "--timeout", "300"], results_root / f"fault-{fault}",
+                  env={**os.environ, "ISOLHARNESS_FAULT": fault})
+    assert run.rc == 2, run.output
+    msg = stage_error(run, "guest")
+    assert message in msg, msg
+    assert "verdict: ERROR" in run.output and not guest_cases(run)
+    assert run.cases()["isolharness.stages::boot"].result == []

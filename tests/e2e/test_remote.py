@@ -243,3 +243,20 @@ def test_a_revoked_key_is_refused_when_its_known_entry_is_hashed(sshd, tmp_path)
     kh.write_text(kh.read_text() + host_key_line(sshd, "@revoked").replace(f"[127.0.0.1]:{sshd['port']}", "*"))
     run = run_cli(target_args(sshd, kh, "-k", "cpu_count"), tmp_path / "r")
     assert run.rc == 2 and "marked @revoked" in run.output, run.output
+
+
+def test_a_target_suite_that_writes_no_junit_is_the_guest_stages_error(sshd, tmp_path):
+    """The same guest verdict as the VM's: an interpreter on the target that
+    exits 0 for the suite without running it (here a wrapper around
+    python3) tested nothing, and the run says so."""
+    fake = tmp_path / "python-that-runs-no-suite"
+    fake.write_text('#!/bin/sh\ncase "$*" in *"-m pytest"*) exit 0;; esac\nexec python3 "$@"\n')
+    fake.chmod(0o755)
+    before = remote_dirs()
+    run = run_cli(target_args(sshd, tmp_path / "kh", "--accept-new-host-key", "--remote-python", str(fake),
+                              "-k", "cpu_count"), tmp_path / "r")
+    assert run.rc == 2, run.output
+    guest = run.cases()["isolharness.stages::guest"]
+    assert guest.result and "wrote no JUnit file" in guest.result[0].message, guest.result
+    assert not [n for n in run.cases() if n.startswith("guest::")]
+    assert "verdict: ERROR" in run.output and remote_dirs() <= before

@@ -4,7 +4,9 @@ The harness passes what it knows through the environment: the installed
 uapi headers of the kernel under test, the series applied to it, and the
 CPUs the profile isolates. Every test gets an interference account
 (interference.py); noisy/ holds the deliberately noisy negative control,
-collected only with ISOLHARNESS_NOISY=1 (tests/e2e/test_interference_accounts.py).
+collected only with ISOLHARNESS_NOISY=1 (tests/e2e/test_interference_accounts.py);
+faults/ the guest suite ending in ways that test nothing, collected only with
+ISOLHARNESS_FAULT=<fault> (tests/e2e/test_honest_verdicts.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pytest
 
 from interference import PLUGIN_NAME, register
 
-collect_ignore = [] if os.environ.get("ISOLHARNESS_NOISY") == "1" else ["noisy"]
+collect_ignore = ([] if os.environ.get("ISOLHARNESS_NOISY") == "1" else ["noisy"]) + \
+    ([] if os.environ.get("ISOLHARNESS_FAULT") else ["faults"])
 
 
 def pytest_configure(config):
