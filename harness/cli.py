@@ -16,6 +16,7 @@ from .identity import IDENTITY_MARKER
 from .vm import START_MARKER
 from .parse import parse_logs
 from .results import rotate
+from .target import KunitRequest
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
 
@@ -116,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("guest_junit", type=Path, nargs="?", metavar="GUEST_JUNIT")
     pa.add_argument("--status", type=int, metavar="N", help="the guest pytest's exit status, when known")
     pa.add_argument("--output", type=Path, metavar="LOG", help="the guest's output, for the tail an error shows")
+    pa.add_argument("--kunit-tree", type=Path, metavar="TREE",
+                    help="a kernel tree whose tools/testing/kunit parses the console's KTAP (KUnit results)")
+    pa.add_argument("--kunit-suite", action="append", default=[], metavar="NAME",
+                    help="a KUnit suite that must be in the console (repeatable)")
     pa.add_argument("--results", type=Path, default=Path("results/parsed"),
                     help="where the new report goes (default results/parsed)")
     r = sub.add_parser("report", help="re-render a saved run's summary, with the interference table")
@@ -225,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "test":
             return remote_cmd(args)
         if args.cmd == "parse":
-            return parse_logs(args.console, args.guest_junit, args.status, args.results, args.output).exit_status
+            kunit_request = KunitRequest(args.kunit_tree, tuple(args.kunit_suite)) if args.kunit_tree else None
+            if args.kunit_suite and not args.kunit_tree:
+                raise HarnessError("--kunit-suite needs --kunit-tree: the tree whose KTAP parser reads the console")
+            return parse_logs(args.console, args.guest_junit, args.status, args.results, args.output,
+                              kunit_request).exit_status
         opts = options(args)
         if args.cmd in ("prepare", "config", "build"):
             return _stage_cmd(args, opts)

@@ -67,7 +67,8 @@ def splat_cases(splats: list[Splat], scanned: bool, unscanned: str = "") -> list
 
 
 def build_junit(stages: list[StageResult], splats: list[Splat], scanned: bool,
-                properties: dict[str, str], guest_xml: Path | None, unscanned: str = "") -> JUnitXml:
+                properties: dict[str, str], guest_xml: Path | None, unscanned: str = "",
+                extra: list[TestSuite] | tuple = ()) -> JUnitXml:
     xml = JUnitXml("isolharness")
     host = TestSuite(STAGES_SUITE)
     for key, value in properties.items():
@@ -83,6 +84,8 @@ def build_junit(stages: list[StageResult], splats: list[Splat], scanned: bool,
             console.add_testcase(case)
         console.update_statistics()
         xml.add_testsuite(console)
+    for suite in extra:
+        xml.add_testsuite(suite)
     if guest_xml is not None and guest_xml.is_file():
         guest = JUnitXml.fromfile(str(guest_xml))
         suites = [guest] if isinstance(guest, TestSuite) else list(guest)

@@ -18,13 +18,13 @@ from .outcome import PASSED, StageResult
 from .results import rotate
 from .report import report
 from .summary import Summary
-from .target import Ran, judge
+from .target import KunitRequest, Ran, judge
 from .vm import COMMAND_LINE_SIZE, START_MARKER, cut_command_line
 from .vm_target import CONSOLE_TAIL_LINES
 
 
 def parse_logs(console: Path, guest_junit: Path | None, status: int | None, results: Path,
-               output: Path | None = None) -> Summary:
+               output: Path | None = None, kunit_request: KunitRequest | None = None) -> Summary:
     """``status`` is the guest pytest's exit status when known; without it
     the JUnit file's own testcases decide whether it was 0 or 1. ``output``
     (the guest-output.log beside the console, by default) shows whether the
@@ -57,5 +57,5 @@ def parse_logs(console: Path, guest_junit: Path | None, status: int | None, resu
               untrusted=(f"the kernel command line filled COMMAND_LINE_SIZE ({COMMAND_LINE_SIZE}) and was cut"
                          if cut_command_line(text) else ""),
               log_tail="\n".join(text.splitlines()[-CONSOLE_TAIL_LINES:]))
-    judged = judge("boot", ran, stages, guest_junit is not None, None, 0.0)
+    judged = judge("boot", ran, stages, guest_junit is not None, None, 0.0, kunit_request)
     return report(results, stages, (), judged, props)

@@ -28,7 +28,8 @@ from .results import rotate
 from .source import DEFAULT_TARBALL, SourceRepo, check_ksrc, check_tarball, prepare_ksrc, prepare_tarball
 from .report import report
 from .summary import Summary
-from .target import INTERRUPTED, Judged, run_on, timed
+from .kunit import expected_suites
+from .target import INTERRUPTED, Judged, KunitRequest, run_on, timed
 from .vm import VmSpec, run_vm
 from .vm_target import VmTarget
 
@@ -144,7 +145,8 @@ def boot_target(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, argv: lis
                        prep.tree.path, opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout,
                        opts.select, kconfig=kbuild.build_dir / ".config")
     return VmTarget(kbuild.image, opts.profile, suite, PROJECT, argv,
-                    lambda: choose_accel(opts, prep.cache, kbuild.image), kbuild.identity, kbuild.banner)
+                    lambda: choose_accel(opts, prep.cache, kbuild.image), kbuild.identity, kbuild.banner,
+                    KunitRequest(prep.tree.path, expected_suites(opts.patches_dir, expect)))
 
 
 # ---------------------------------------------------------------- check

@@ -35,7 +35,7 @@ from .outcome import ERROR, FAILED, MISSED, StageResult
 from .results import rotate
 from .report import report
 from .summary import Summary
-from .target import Ran, run_on, timed
+from .target import KunitRequest, Ran, run_on, timed
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Pure-Python packages the suite imports on the target, shipped from here.
@@ -280,6 +280,9 @@ class SshTarget:
     opts: RemoteOptions
     stage: str = "remote"
     setup_stages: tuple[str, ...] = ("connect", "upload")
+    # The machine booted before the run: its boot-time KUnit output is not
+    # in the dmesg the run adds.
+    kunit: KunitRequest | None = None
     properties: dict[str, str] = field(default_factory=dict)
     client: paramiko.SSHClient | None = None
     remote_dir: str = ""                # checked against REMOTE_DIR before it is used

@@ -13,10 +13,11 @@ and the guest stage's cross-check of status and JUnit file (guest_verdict).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NoReturn, Protocol, TypeVar
 
+from . import kunit
 from .console import Splat, scan
 from .errors import as_harness_error
 from .guest_verdict import judge_guest
@@ -49,6 +50,7 @@ class Ran:
 class Target(Protocol):
     stage: str                      # the stage that runs the command: "boot", "remote"
     setup_stages: tuple[str, ...]   # stages open() records before it
+    kunit: KunitRequest | None      # KUnit suites to read from the kernel log, if it holds the boot
 
     def open(self, stages: list[StageResult]) -> None:
         """Set up; records its set-up stages, raises after a failed one."""
@@ -62,12 +64,21 @@ class Target(Protocol):
 
 
 @dataclass(frozen=True)
+class KunitRequest:
+    """KUnit results to read from a boot's kernel log: the tree whose
+    tools/testing/kunit parses them, and the suites that must be there."""
+    tree: Path
+    expected: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Judged:
     ran: Ran | None
     splats: list[Splat]
     scanned: bool                   # the kernel log was read and scanned
     unscanned: str                  # why not, when it was not ("" for an untrusted run)
     guest_junit: Path | None        # the guest testcases to report, when the guest stage trusts them
+    kunit: list = field(default_factory=list)   # JUnit suites of the KUnit results (harness.kunit)
 
 
 def fail_stage(name: str, stages: list[StageResult], start: float, exc: Exception) -> NoReturn:
@@ -118,8 +129,9 @@ def judge_run(stage: str, ran: Ran, timeout: float, suite: bool) -> StageResult:
 
 
 def judge(stage: str, ran: Ran, stages: list[StageResult], suite: bool, select: str | None,
-          timeout: float) -> Judged:
-    """The run stage, the splat scan and (for the suite) the guest stage."""
+          timeout: float, kunit_request: KunitRequest | None = None) -> Judged:
+    """The run stage, the splat scan, the KUnit results of the boot and (for
+    the suite) the guest stage."""
     run = judge_run(stage, ran, timeout, suite)
     stages.append(run)
     if ran.untrusted:
@@ -134,7 +146,10 @@ def judge(stage: str, ran: Ran, stages: list[StageResult], suite: bool, select: 
                                      panicked=any(s.kind == "panic" for s in splats))
         stages.append(guest)
         junit = ran.junit if trusted else None
-    return Judged(ran, splats, scanned, unscanned, junit)
+    suites = []
+    if kunit_request is not None and run.status != MISSED:
+        suites = kunit.parse(ran.kernel_log or "", kunit_request.tree, kunit_request.expected)
+    return Judged(ran, splats, scanned, unscanned, junit, suites)
 
 
 def run_on(target: Target, stages: list[StageResult], suite: bool, select: str | None, timeout: float) -> Judged:
@@ -144,7 +159,7 @@ def run_on(target: Target, stages: list[StageResult], suite: bool, select: str |
         ran = timed_run(target, stages, suite, timeout)
     finally:
         target.close()
-    return judge(target.stage, ran, stages, suite, select, timeout)
+    return judge(target.stage, ran, stages, suite, select, timeout, target.kunit)
 
 
 def timed_run(target: Target, stages: list[StageResult], suite: bool, timeout: float) -> Ran:

@@ -18,7 +18,7 @@ from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_prog
 from .identity import KernelIdentity, console_banners, parse_banner
 from .outcome import StageResult
 from .profile import Profile
-from .target import Ran
+from .target import KunitRequest, Ran
 from .vm import COMMAND_LINE_SIZE, VNG_NO_STATUS, VmSpec, cut_command_line, run_vm
 
 CONSOLE_TAIL_LINES = 40
@@ -53,6 +53,7 @@ class VmTarget:
     choose: Callable[[], AccelChoice]   # the accelerator (may probe KVM with a short boot)
     built: KernelIdentity = KernelIdentity()
     built_banner: str = ""
+    kunit: KunitRequest | None = None    # the series' KUnit suites, run by the kernel at boot
     stage: str = "boot"
     setup_stages: tuple[str, ...] = ()
     choice: AccelChoice | None = None

@@ -89,8 +89,9 @@ def load_mutant(path: Path) -> Mutant:
     if not breaks or not killed_by:
         raise MutantError(f"{path}: needs a 'Breaks:' line and at least one 'Killed-by:' line in its changelog")
     for name in killed_by:
-        if "::" not in name or not name.split("::", 1)[0].endswith(".py"):
-            raise MutantError(f"{path}: Killed-by {name!r} is not FILE.py::TEST")
+        where = name.split("::", 1)[0]
+        if "::" not in name or not (where.endswith(".py") or kunit_suite(name)):
+            raise MutantError(f"{path}: Killed-by {name!r} is neither FILE.py::TEST nor kunit.SUITE::CASE")
     kconfig = tuple(name for line in re.findall(r"^Kconfig: (.+)$", header, re.M) for name in line.split())
     return Mutant(path.stem, path, breaks[0], killed_by, kconfig)
 
@@ -112,9 +113,17 @@ def test_id(classname: str, name: str) -> str:
     return f"{classname.rsplit('.', 1)[-1]}::{name}"
 
 
+def kunit_suite(killed_by: str) -> str:
+    """The KUnit suite of a ``kunit.SUITE::CASE`` name, or ""."""
+    where = killed_by.split("::", 1)[0]
+    return where[len("kunit."):] if where.startswith("kunit.") else ""
+
+
 def named_id(killed_by: str) -> str:
+    """What test_id() gives the named test's JUnit case: module::test for a
+    guest test, SUITE::CASE for a KUnit case (JUnit suite kunit.SUITE)."""
     path, _, test = killed_by.partition("::")
-    return f"{Path(path).stem}::{test}"
+    return f"{kunit_suite(killed_by) or Path(path).stem}::{test}"
 
 
 def failed_guest_tests(xml: JUnitXml) -> set[str]:
@@ -167,7 +176,11 @@ def check(args: list[str], log: Path, env: dict[str, str]) -> int:
 
 
 def selection(mutant: Mutant) -> str:
-    return " or ".join(sorted({named_id(n).split("::", 1)[1].split("[", 1)[0] for n in mutant.killed_by}))
+    """-k for the guest tests the mutant names; KUnit cases run at every
+    boot, so a mutant named only by them runs the smoke tests (a guest
+    suite that selects nothing is an error of the run)."""
+    names = {named_id(n).split("::", 1)[1].split("[", 1)[0] for n in mutant.killed_by if not kunit_suite(n)}
+    return " or ".join(sorted(names)) or "smoke"
 
 
 def run_mutant(mutant: Mutant, work: Path, common: list[str], env: dict[str, str], only_named: bool) -> MutantResult:

@@ -53,7 +53,8 @@ def test_guest_tests_pass_on_the_patched_kernel(default_run, series):
 
 @pytest.mark.parametrize("series", SERIES, ids=IDS)
 def test_negative_control_unpatched_kernel_reports_absent(unpatched_run, series):
-    assert unpatched_run.rc == 1, unpatched_run.output
+    # 2: the series' KUnit suite is expected and absent, an ERROR (below).
+    assert unpatched_run.rc == 2, unpatched_run.output
     cases = guest_cases(unpatched_run, series.module)
     assert len(cases) >= series.min_cases, sorted(cases)
     for name, case in cases.items():
@@ -61,6 +62,20 @@ def test_negative_control_unpatched_kernel_reports_absent(unpatched_run, series)
         assert not any(isinstance(r, Skipped) for r in case.result), f"{name} skipped instead of failing"
     messages = [r.message or "" for c in cases.values() for r in c.result if isinstance(r, (Failure, Error))]
     assert any("series expected but the feature is absent" in m for m in messages), messages[:3]
+
+
+def test_negative_control_kunit_suite_expected_but_absent(unpatched_run):
+    """The series' KUnit suite (patches/block-interf/kunit) is not in the
+    stock kernel's log: an ERROR saying so, not a skip and not a pass."""
+    case = unpatched_run.cases()["kunit.block_interf::(suite)"]
+    assert case.result and isinstance(case.result[0], Error), case.result
+    assert "expected but absent" in case.result[0].message
+
+
+def test_the_kunit_suite_passes_on_the_patched_kernel(default_run):
+    cases = {n: c for n, c in default_run.cases().items() if n.startswith("kunit.block_interf::")}
+    assert len(cases) >= 7, sorted(cases)
+    assert not [n for n, c in cases.items() if c.result and not isinstance(c.result[0], Skipped)], cases
 
 
 def test_negative_control_interference_budgets_fail_on_the_unpatched_kernel(unpatched_run):

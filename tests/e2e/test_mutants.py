@@ -18,9 +18,15 @@ def test_every_mutant_names_the_rule_it_breaks_and_its_tests():
     mutants = mutation.load_mutants()
     assert len(mutants) >= 15
     guest = {p.name for p in (PROJECT / "tests" / "guest").glob("test_*.py")}
+    kunit = "".join(p.read_text() for p in (PROJECT / "patches").glob("*/*.patch"))
     for m in mutants:
         for name in m.killed_by:
             path, _, test = name.partition("::")
+            if mutation.kunit_suite(name):
+                # A KUnit case of a series: in its suite's case list.
+                assert f".name = \"{mutation.kunit_suite(name)}\"" in kunit, (m.name, name)
+                assert f"KUNIT_CASE({test})" in kunit, (m.name, name)
+                continue
             assert path.startswith("tests/guest/") and path.split("/")[-1] in guest, (m.name, name)
             text = (PROJECT / path).read_text()
             assert f"def {test.split('[')[0]}(" in text, (m.name, name)

@@ -34,6 +34,7 @@ class Recorded:
 
     stage = "remote"
     setup_stages = ("connect",)
+    kunit = None
 
     def __init__(self, result: Ran | BaseException):
         self.result = result
