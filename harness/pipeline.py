@@ -146,7 +146,20 @@ def boot_target(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, argv: lis
                        opts.select, kconfig=kbuild.build_dir / ".config")
     return VmTarget(kbuild.image, opts.profile, suite, PROJECT, argv,
                     lambda: choose_accel(opts, prep.cache, kbuild.image), kbuild.identity, kbuild.banner,
-                    KunitRequest(prep.tree.path, expected_suites(opts.patches_dir, expect)))
+                    KunitRequest(prep.tree.path, kunit_expected(prep, kbuild, opts)))
+
+
+def kunit_expected(prep: Prepared, kbuild: KernelBuild, opts: RunOptions) -> tuple[str, ...]:
+    """The KUnit suites the kernel must run at boot: those of the series
+    applied (their fragment turns KUnit on), and those of a series only
+    expected (--expect, a --ksrc tree that carries it) when the kernel was
+    built with KUnit: the harness cannot turn on an option of a series it
+    did not apply."""
+    applied = tuple(prep.tree.series_names)
+    others = tuple(s for s in opts.expect if s not in applied)
+    config = kbuild.build_dir / ".config"
+    with_kunit = config.is_file() and "CONFIG_KUNIT=y" in config.read_text().splitlines()
+    return expected_suites(opts.patches_dir, applied + (others if with_kunit else ()))
 
 
 # ---------------------------------------------------------------- check

@@ -35,7 +35,7 @@ from .outcome import ERROR, FAILED, MISSED, StageResult
 from .results import rotate
 from .report import report
 from .summary import Summary
-from .target import KunitRequest, Ran, run_on, timed
+from .target import INTERRUPTED, KunitRequest, Ran, run_on, timed
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Pure-Python packages the suite imports on the target, shipped from here.
@@ -299,13 +299,13 @@ class SshTarget:
 
     def _upload(self) -> None:
         opts, client = self.opts, self.client
-        status, version = _run(client, f"{shlex.quote(opts.python)} -c 'import sys; print(sys.version_info >= (3, 9))'",
-                               60)
-        if status != 0 or version.strip() != "True":
+        status, version = _run(client, f"{shlex.quote(opts.python)} -c 'import sys; print(sys.version_info >= (3, "
+                                       f"9))' 2>&1", 60)
+        if status != 0 or (version.strip().splitlines() or [""])[-1] != "True":
             raise HarnessError(f"{opts.target} has no usable Python: '{opts.python}' "
                                + ("was not found" if status == 127 else f"failed or is older than 3.9: {version.strip()[:200]}"),
                                hint="install python3 (3.9 or newer) on the target, or pass --remote-python")
-        _, where = _run(client, "mktemp -d /tmp/isolharness.XXXXXX", 60)
+        _, where = _run(client, "mktemp -d /tmp/isolharness.XXXXXX 2>&1", 60)
         remote = where.strip()
         if not REMOTE_DIR.match(remote):
             raise HarnessError(f"could not make a temporary directory on {opts.target}: {where.strip()[:200]}")
@@ -328,6 +328,7 @@ class SshTarget:
         _, said = _run(client, IDENTITY_COMMAND, 30)
         running = parse_identity_line(said) or KernelIdentity()
         self.properties["kernel_base"] = f"{opts.target.host}: {running.release or 'unknown release'}"
+        self.properties.update(running.properties("kernel"))     # also when what follows fails
         rdir = Path(remote)
         guest = GuestSuite(rdir, rdir / "results", rdir / "headers" if opts.headers else Path("/nonexistent"),
                            tuple(opts.expect), tuple(opts.expect), Path("/nonexistent"), self._isolated,
@@ -375,7 +376,11 @@ class SshTarget:
                 _run(self.client, f"rm -rf -- {shlex.quote(self.remote_dir)}", 60)
             except Exception:  # the connection may be what failed
                 print(f"remote: could not remove {self.remote_dir} on the target", flush=True)
-            self.remote_dir = ""
+            finally:
+                self.remote_dir = ""
+                self.client.close()
+                self.client = None
+            return
         self.client.close()
         self.client = None
 
@@ -397,6 +402,9 @@ def run_remote(opts: RemoteOptions) -> Summary:
         print(err.render(), flush=True)
     except KeyboardInterrupt:
         interrupted = True
+        # An interrupted run tested nothing to its end: never a pass.
+        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
+            stages.append(StageResult("harness", MISSED, 0.0, INTERRUPTED))
     if judged is not None and judged.ran.identity is not None:
         target.properties.update(judged.ran.identity.properties("kernel"))
     summary = report(opts.results, stages, (*target.setup_stages, target.stage, GUEST_STAGE), judged,

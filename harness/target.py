@@ -147,8 +147,11 @@ def judge(stage: str, ran: Ran, stages: list[StageResult], suite: bool, select: 
         stages.append(guest)
         junit = ran.junit if trusted else None
     suites = []
-    if kunit_request is not None and run.status != MISSED:
-        suites = kunit.parse(ran.kernel_log or "", kunit_request.tree, kunit_request.expected)
+    if kunit_request is not None and ran.kernel_log is not None:
+        # A kernel that did not boot to the command may not have got as
+        # far as its KUnit tests: what it printed counts, nothing is missed.
+        suites = kunit.parse(ran.kernel_log, kunit_request.tree,
+                             kunit_request.expected if run.status == PASSED else ())
     return Judged(ran, splats, scanned, unscanned, junit, suites)
 
 

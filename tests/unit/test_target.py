@@ -12,7 +12,7 @@ from test_guest_verdict import PASSING
 from harness import bisect
 from harness.outcome import ERROR, FAILED, MISSED, PASSED, StageResult
 from harness.report import report
-from harness.target import INTERRUPTED, Ran, judge, run_on
+from harness.target import INTERRUPTED, KunitRequest, Ran, judge, run_on
 
 DATA = Path(__file__).parent / "data"
 
@@ -115,3 +115,15 @@ def test_a_bisect_step_that_hits_a_bug_of_the_harness_aborts_the_bisect(monkeypa
     monkeypatch.setattr(bisect, "run_step", broken)
     assert bisect.main(["step", "/nonexistent"]) == bisect.ABORT   # never 1, "bad", for the commit
     assert "a bug of ours" in capsys.readouterr().err
+
+
+def test_a_kernel_that_died_before_its_kunit_tests_fails_it_is_no_missing_suite(tmp_path):
+    """A panic before the guest command (here: no root file system) is the
+    kernel's failure, exit 1; its KUnit suites are not also reported
+    missing (that would make it an ERROR, and a bisect would abort)."""
+    stages: list[StageResult] = []
+    panic = (DATA / "console-panic.log").read_text()
+    judged = judge("boot", ran(tmp_path, status=None, junit=None, kernel_log=panic, reached_command=False),
+                   stages, True, None, 60, KunitRequest(tmp_path, ("block_interf",)))
+    assert stages[-1].status == FAILED and judged.kunit == []
+    assert report(tmp_path / "r", stages, (), judged, {}).exit_status == 1
