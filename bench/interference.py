@@ -62,7 +62,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="isolharness-bench-interference-"))
     with_, without = [], []
-    for i, account in enumerate((True, False, False, True)):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=2,
+                        help="runs with and without the account, alternating (default 2: four boots)")
+    pairs = parser.parse_args().pairs
+    order = [True, False, False, True] * (pairs // 2) + ([True, False] if pairs % 2 else [])
+    for i, account in enumerate(order):
         (with_ if account else without).append(run(f"run{i}", account, root))
     # Without the account the budgeted tests skip: compare the tests that
     # ran in every run, so both sides do the same work.
@@ -73,7 +80,7 @@ def main() -> None:
         return sum(vals) / len(vals)
 
     means = {k: {key: mean(rs, key) for key in ("tests", "boot")} for k, rs in (("with", with_), ("without", without))}
-    out = {"date": time.strftime("%Y-%m-%d"), "tests_compared": len(common),
+    out = {"date": time.strftime("%Y-%m-%d"), "pairs": pairs, "tests_compared": len(common),
            "runs_with": [{"tests": sum(r["cases"][c] for c in common), "boot": r["boot"], "ran": len(r["cases"])}
                          for r in with_],
            "runs_without": [{"tests": sum(r["cases"][c] for c in common), "boot": r["boot"], "ran": len(r["cases"])}
