@@ -17,11 +17,11 @@ from .apply import AppliedTree, apply_series
 from .build import IMAGE, KernelBuild, build_kernel, finished
 from .cache import build_path, cache_dir, check_free_space, no_space_hint, retire_old_layout
 from .ccache import check_remote_setting, remote_setting
-from .errors import HarnessError, as_harness_error
+from .errors import HarnessError
 from .guest import GuestSuite
 from .guest_verdict import STAGE as GUEST_STAGE
 from .kconfig import KernelConfig, configure
-from .outcome import ERROR, FAILED, MISSED, SKIPPED, StageResult
+from .outcome import SKIPPED, StageResult
 from .profile import Profile
 from .series import Series, resolve_series, series_set_key
 from .results import rotate
@@ -29,7 +29,7 @@ from .source import DEFAULT_TARBALL, SourceRepo, check_ksrc, check_tarball, prep
 from .report import report
 from .summary import Summary
 from .kunit import expected_suites
-from .target import INTERRUPTED, Judged, KunitRequest, run_on, timed
+from .target import Judged, KunitRequest, record_interrupt, record_run_error, run_on, timed
 from .vm import VmSpec, run_vm
 from .vm_target import VmTarget
 
@@ -230,17 +230,11 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
             if judged.ran is not None and judged.ran.identity is not None:
                 props.update(judged.ran.identity.properties("kernel"))
     except Exception as exc:
-        # Every failure still gets its report; one outside any stage (a bug
-        # of ours between stages) is an error of the run.
-        err = as_harness_error(exc)
-        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
-            stages.append(StageResult("harness", err.status, 0.0, err.message, err.render()))
-        print(err.render(), flush=True)
+        # Every failure still gets its report.
+        print(record_run_error(stages, exc).render(), flush=True)
     except KeyboardInterrupt:
         interrupted = True
-        # An interrupted run tested nothing to its end: never a pass.
-        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
-            stages.append(StageResult("harness", MISSED, 0.0, INTERRUPTED))
+        record_interrupt(stages)
         print("\nisolharness: interrupted; the cache stays usable, run again to resume", flush=True)
     finally:
         hold.close()

@@ -26,16 +26,16 @@ from pathlib import Path
 
 import paramiko
 
-from .errors import EnvironmentFault, HarnessError, as_harness_error
+from .errors import EnvironmentFault, HarnessError
 from .files import atomic_write
 from .guest import GUEST_JUNIT, GuestSuite, pytest_command
 from .guest_verdict import STAGE as GUEST_STAGE
 from .identity import IDENTITY_COMMAND, KernelIdentity, parse_identity_line
-from .outcome import ERROR, FAILED, MISSED, StageResult
+from .outcome import StageResult
 from .results import rotate
 from .report import report
 from .summary import Summary
-from .target import INTERRUPTED, KunitRequest, Ran, run_on, timed
+from .target import KunitRequest, Ran, record_interrupt, record_run_error, run_on, timed
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Pure-Python packages the suite imports on the target, shipped from here.
@@ -396,15 +396,10 @@ def run_remote(opts: RemoteOptions) -> Summary:
     try:
         judged = run_on(target, stages, True, opts.select, opts.timeout)
     except Exception as exc:
-        err = as_harness_error(exc)
-        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
-            stages.append(StageResult("harness", err.status, 0.0, err.message, err.render()))
-        print(err.render(), flush=True)
+        print(record_run_error(stages, exc).render(), flush=True)
     except KeyboardInterrupt:
         interrupted = True
-        # An interrupted run tested nothing to its end: never a pass.
-        if not any(s.status in (ERROR, MISSED, FAILED) for s in stages):
-            stages.append(StageResult("harness", MISSED, 0.0, INTERRUPTED))
+        record_interrupt(stages)
     if judged is not None and judged.ran.identity is not None:
         target.properties.update(judged.ran.identity.properties("kernel"))
     summary = report(opts.results, stages, (*target.setup_stages, target.stage, GUEST_STAGE), judged,

@@ -19,10 +19,10 @@ from typing import Callable, NoReturn, Protocol, TypeVar
 
 from . import kunit
 from .console import Splat, scan
-from .errors import as_harness_error
+from .errors import HarnessError, as_harness_error
 from .guest_verdict import judge_guest
 from .identity import KernelIdentity
-from .outcome import FAILED, MISSED, PASSED, StageResult
+from .outcome import ERROR, FAILED, MISSED, PASSED, StageResult
 
 T = TypeVar("T")
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
@@ -88,6 +88,26 @@ def fail_stage(name: str, stages: list[StageResult], start: float, exc: Exceptio
     if err is exc:
         raise err
     raise err from exc
+
+
+def _nothing_failed(stages: list[StageResult]) -> bool:
+    return not any(s.status in (ERROR, MISSED, FAILED) for s in stages)
+
+
+def record_run_error(stages: list[StageResult], exc: Exception) -> HarnessError:
+    """An exception no stage caught (a bug of ours between stages): the
+    run's error, unless a stage already says what failed. Returned as the
+    HarnessError to print."""
+    err = as_harness_error(exc)
+    if _nothing_failed(stages):
+        stages.append(StageResult("harness", err.status, 0.0, err.message, err.render()))
+    return err
+
+
+def record_interrupt(stages: list[StageResult]) -> None:
+    """An interrupted run tested nothing to its end: never a pass."""
+    if _nothing_failed(stages):
+        stages.append(StageResult("harness", MISSED, 0.0, INTERRUPTED))
 
 
 def timed(name: str, stages: list[StageResult], fn: Callable[[], T], message: str = "") -> T:
