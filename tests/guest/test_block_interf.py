@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import resource
+import select
 import struct
 import subprocess
 import threading
@@ -587,6 +588,80 @@ def test_mtrr_disable_of_a_shared_entry_is_eperm_and_keeps_the_count(cpus, mtrr)
     assert write(MTRR, f"disable={reg}\n") == 0
     assert write(MTRR, f"disable={reg}\n") == 0
     assert MTRR.read_text() == mtrr
+
+
+def _mtrr_churn(stop_fd: int) -> tuple[int, int]:
+    """Add and remove one entry through the MTRRIOC ioctls of one file, as
+    fast as they return, until ``stop_fd`` reads end of file: (changes
+    made, changes refused)."""
+    made = refused = 0
+    held = False
+    fd = os.open(MTRR, os.O_RDWR)
+    try:
+        while not select.select([stop_fd], [], [], 0)[0]:
+            err = mtrr_ioctl(fd, MTRRIOC["DEL_ENTRY" if held else "ADD_ENTRY"], MTRR_BASE, MTRR_SIZE)
+            if err == 0:
+                made += 1
+                held = not held
+            elif err == errno.EPERM:
+                refused += 1
+            else:
+                raise OSError(err, f"MTRR ioctl: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+    return made, refused
+
+
+MTRR_HOTPLUG_ROUNDS = 20
+
+
+def test_an_mtrr_change_racing_a_blocked_cpus_onlining_never_stops_it(cpus, mtrr):
+    """The MTRR test must be made with CPU hotplug excluded: a change allowed
+    while the blocked CPU is offline must not go on to stop it after it came
+    online. The free CPU, blocked, is taken offline and brought back online
+    again and again while another process adds and removes an entry; the
+    MTRR rendezvous handler (a kprobe, which records the CPU it runs on)
+    must never run on the blocked CPU. A kernel that tests the mask before
+    cpus_read_lock() lets a change that tested while the CPU was down wait
+    for the hotplug lock and then stop the CPU that came up meanwhile."""
+    _, cpu = cpus
+    online = Path(f"/sys/devices/system/cpu/cpu{cpu}/online")
+    if not online.exists():
+        pytest.fail(f"{online} missing: CPU {cpu} cannot be taken offline (CONFIG_HOTPLUG_CPU off?)")
+    handler = kprobe("isol_mtrr_rendezvous", "mtrr_rendezvous_handler")
+    set_mask(f"{cpu}")
+    stop_r, stop_w = os.pipe()
+    churn = None
+    try:
+        assert write(online, "0\n") == 0, f"taking CPU {cpu} offline"
+        with Trace(handler) as trace:
+            churn = _worker(lambda: _mtrr_churn(stop_r), (stop_r, stop_w))
+            for _ in range(MTRR_HOTPLUG_ROUNDS):
+                time.sleep(0.05)
+                assert write(online, "1\n") == 0, f"bringing CPU {cpu} online"
+                time.sleep(0.02)
+                assert write(online, "0\n") == 0, f"taking CPU {cpu} offline"
+            os.close(stop_w)
+            stop_w = -1
+            kind, value = _result(churn)
+            os.waitpid(churn[0], 0)
+            churn = None
+    finally:
+        if stop_w >= 0:
+            os.close(stop_w)
+        if churn is not None:
+            os.waitpid(churn[0], 0)
+        os.close(stop_r)
+        write(online, "1\n")
+    assert kind == "ok", value
+    made, refused = value
+    # Both sides of the race happened: changes went through while the CPU
+    # was down, and were refused while it was up.
+    assert made > 0 and refused > 0, f"{made} changes made, {refused} refused: the race was not run"
+    assert trace.lines, "the rendezvous handler was never seen: the probe records nothing"
+    on_cpu = [line for line in trace.lines if re.search(rf"\[{cpu:03d}\]", line)]
+    assert not on_cpu, (f"{len(on_cpu)} MTRR rendezvous ran on blocked CPU {cpu} ({made} changes made, "
+                        f"{refused} refused over {MTRR_HOTPLUG_ROUNDS} onlinings):\n" + "\n".join(on_cpu[:5]))
 
 
 # ---------------------------------------------------------------- stat_refresh
