@@ -62,6 +62,9 @@ def _common(p: argparse.ArgumentParser, boot: bool = True) -> None:
         b.add_argument("--expect", action="append", default=[], metavar="SERIES",
                        help="guest tests of SERIES must find its feature even though the harness did not apply it "
                             "(a --ksrc tree that already carries it; negative controls)")
+        b.add_argument("--kselftest", action="append", default=[], metavar="TARGET",
+                       help="also build and run this kselftest target of the tree "
+                            "(tools/testing/selftests/TARGET), repeatable; the series' own targets always run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +145,7 @@ def options(args: argparse.Namespace) -> pipeline.RunOptions:
         opts.profile = make_profile(args.profile, args.cpus, args.memory, args.cmdline, args.append)
         opts.accel, opts.timeout, opts.test_timeout, opts.select = args.accel, args.timeout, args.test_timeout, args.select
         opts.expect = args.expect
+        opts.kselftest = args.kselftest
         if opts.timeout <= 0 or opts.test_timeout <= 0:
             raise HarnessError("--timeout and --test-timeout must be positive")
     return opts

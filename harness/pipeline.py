@@ -29,7 +29,8 @@ from .source import DEFAULT_TARBALL, SourceRepo, check_ksrc, check_tarball, prep
 from .report import report
 from .summary import Summary
 from .kunit import expected_suites
-from .target import Judged, KunitRequest, record_interrupt, record_run_error, run_on, timed
+from . import kselftest
+from .target import Judged, KselftestRun, KunitRequest, record_interrupt, record_run_error, run_on, timed
 from .vm import VmSpec, run_vm
 from .vm_target import VmTarget
 
@@ -49,6 +50,7 @@ class RunOptions:
     test_timeout: int = 120                  # each guest test
     select: str | None = None                # pytest -k
     expect: list[str] = field(default_factory=list)  # series the guest tests must find, beyond those applied
+    kselftest: list[str] = field(default_factory=list)  # upstream kselftest targets, beyond the series' own
     results: Path = Path("results/latest")
     jobs: int | None = None
     ccache_remote: str | None = None         # None: $ISOLHARNESS_CCACHE_REMOTE
@@ -138,15 +140,34 @@ def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelC
     return accel_mod.choose(opts.accel, cache, probe)
 
 
-def boot_target(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, argv: list[str] | None) -> VmTarget:
-    """The VM that boots the kernel built, with the suite or ``argv``."""
+def kselftest_request(prep: Prepared, kbuild: KernelBuild, opts: RunOptions) -> kselftest.KselftestRequest:
+    """The kselftest targets of the series applied or expected, and those
+    asked for with --kselftest."""
+    series = tuple(dict.fromkeys([*prep.tree.series_names, *opts.expect]))
+    return kselftest.KselftestRequest(prep.tree.path, kbuild.build_dir, opts.results / "kselftest",
+                                      kselftest.series_targets(opts.patches_dir, series), tuple(opts.kselftest),
+                                      kbuild.build_dir / ".config")
+
+
+def stage_kselftest(req: kselftest.KselftestRequest, opts: RunOptions) -> KselftestRun:
+    req.install.mkdir(parents=True, exist_ok=True)
+    installed = kselftest.install(req, opts.results / "kselftest-build.log")
+    for target, why in installed.problems.items():
+        print(f"kselftest: {target} not built: {why.splitlines()[0]}", flush=True)
+    return KselftestRun(req, installed)
+
+
+def boot_target(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, argv: list[str] | None,
+                selftests: KselftestRun | None = None) -> VmTarget:
+    """The VM that boots the kernel built, with the suite (and the
+    kselftests after it) or ``argv``."""
     expect = tuple(dict.fromkeys([*prep.tree.series_names, *opts.expect]))
     suite = GuestSuite(PROJECT, opts.results.resolve(), kbuild.headers, prep.tree.series_names, expect,
                        prep.tree.path, opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout,
                        opts.select, kconfig=kbuild.build_dir / ".config")
     return VmTarget(kbuild.image, opts.profile, suite, PROJECT, argv,
                     lambda: choose_accel(opts, prep.cache, kbuild.image), kbuild.identity, kbuild.banner,
-                    KunitRequest(prep.tree.path, kunit_expected(prep, kbuild, opts)))
+                    KunitRequest(prep.tree.path, kunit_expected(prep, kbuild, opts)), selftests)
 
 
 def kunit_expected(prep: Prepared, kbuild: KernelBuild, opts: RunOptions) -> tuple[str, ...]:
@@ -175,9 +196,15 @@ def validate(opts: RunOptions) -> None:
     resolve_series(opts.patches_dir, names)
     fragment_paths(opts)
     check_remote_setting(remote_setting(opts.ccache_remote))
+    for target in opts.kselftest:
+        try:
+            kselftest.check_target_name(target)
+        except ValueError as exc:
+            raise HarnessError(str(exc)) from None
 
 
 ALL_STAGES = ("prepare", "config", "build", "boot")
+KSELFTEST_STAGE = "kselftest"
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                                         f"{opts.profile.memory}, {opts.profile.cmdline or '(no arguments)'}"}
     judged: Judged | None = None
     interrupted = False
+    expected_stages = ALL_STAGES
     hold = contextlib.ExitStack()
     try:
         # The tree's lock is held from apply to boot: see apply_series.
@@ -221,7 +249,13 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                     stages.extend(after_config(prep, kcfg))
                 kbuild = timed("build", stages, lambda: stage_build(prep, kcfg, opts))
             props.update(kbuild.identity.properties("built"), **kbuild.properties())
-            target = boot_target(prep, kbuild, opts, argv)
+            selftests = None
+            request = kselftest_request(prep, kbuild, opts)
+            if argv is None and request.targets():
+                expected_stages = ("prepare", "config", "build", KSELFTEST_STAGE, "boot")
+                selftests = timed(KSELFTEST_STAGE, stages, lambda: stage_kselftest(request, opts),
+                                  f"targets {', '.join(request.targets())}")
+            target = boot_target(prep, kbuild, opts, argv, selftests)
             try:
                 judged = run_on(target, stages, argv is None, opts.select, opts.timeout)
             finally:
@@ -241,7 +275,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
     # The console and the guest results of a kernel other than the one
     # built say nothing about it: left out, the boot stage says why. Guest
     # testcases count only when the guest stage found them trustworthy.
-    summary = report(opts.results, stages, ALL_STAGES + ((GUEST_STAGE,) if argv is None else ()), judged, props)
+    summary = report(opts.results, stages, expected_stages + ((GUEST_STAGE,) if argv is None else ()), judged, props)
     if interrupted:
         raise KeyboardInterrupt
     ran = judged.ran if judged is not None and not judged.ran.untrusted else None

@@ -283,6 +283,7 @@ class SshTarget:
     # The machine booted before the run: its boot-time KUnit output is not
     # in the dmesg the run adds.
     kunit: KunitRequest | None = None
+    kselftest: None = None              # kselftests run on the VM target only
     properties: dict[str, str] = field(default_factory=dict)
     client: paramiko.SSHClient | None = None
     remote_dir: str = ""                # checked against REMOTE_DIR before it is used

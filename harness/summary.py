@@ -16,6 +16,7 @@ from . import interference
 from .ccache import CcacheStats
 from .errors import HarnessError
 from .junit import CONSOLE_SUITE, INFRA, STAGES_SUITE
+from .kselftest import SUITE_PREFIX as KSELFTEST_SUITE_PREFIX
 from .kunit import SUITE_PREFIX as KUNIT_SUITE_PREFIX
 from .outcome import ERROR, FAILED, KCIDB, MISSED, PASSED, SKIPPED, exit_status, run_result
 from .progress import fmt_duration
@@ -73,9 +74,10 @@ def summarize(xml: JUnitXml) -> Summary:
             else:
                 # A guest error (pytest's "error" outcome: a broken fixture)
                 # is a failed test, not a failure of the harness. A KUnit
-                # suite's error (expected but absent, a stream cut off)
-                # stays one.
-                if row.status == ERROR and not (suite.name or "").startswith(KUNIT_SUITE_PREFIX):
+                # or kselftest suite's error (expected but absent, a stream
+                # cut off, no output) stays one.
+                if row.status == ERROR and not (suite.name or "").startswith((KUNIT_SUITE_PREFIX,
+                                                                              KSELFTEST_SUITE_PREFIX)):
                     row.status = FAILED
                 row.interference = interference.from_case(case)
                 guest.append(row)

@@ -35,6 +35,7 @@ class Recorded:
     stage = "remote"
     setup_stages = ("connect",)
     kunit = None
+    kselftest = None
 
     def __init__(self, result: Ran | BaseException):
         self.result = result

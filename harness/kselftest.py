@@ -1,0 +1,325 @@
+"""kselftest targets: built and installed on the host against the kernel
+build (make -C tools/testing/selftests O=<build> install, one install
+directory per target), run in the guest after the pytest suite with each
+target's own run_kselftest.sh (per-test timeouts from the target's
+``settings`` file), their TAP output parsed with the tree's
+tools/testing/kunit/kunit_parser.py into JUnit suites ``kselftest.<target>``.
+
+A series names the targets it adds in ``patches/<series>/kselftest``, each
+with the option that gates it (``task_isolation CONFIG_TASK_ISOLATION``);
+``--kselftest TARGET`` adds upstream ones. A target of an applied or
+expected series that the tree lacks is an ERROR ("expected but absent"),
+never a skip; one that does not build is a failure of the series. A case
+of a series target that skips on a kernel with its option set tested
+nothing it should have: a failure. Upstream targets keep their skips; one
+that the tree lacks or that does not build (a missing library) is an
+ERROR of the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from junitparser import Error, Failure, Skipped, TestCase, TestSuite
+
+from . import children
+from .errors import ENVIRONMENT_HINT, EnvironmentFault, environment_fault
+from .kunit import load_parser
+
+SUITE_PREFIX = "kselftest."
+LISTING = "kselftest"                    # patches/<series>/kselftest
+SELFTESTS = Path("tools/testing/selftests")
+RUNNER = "run_kselftest.sh"
+BUILD_TIMEOUT = 900
+LOG_LINES = 40
+_TARGET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+_PROGRAM_START = re.compile(r"^# selftests: (\S+): (\S+)$")
+_PROGRAM_RESULT = re.compile(r"^(?:not )?ok \d+ selftests: (\S+): (\S+)")
+_SKIP_REASON = re.compile(r"#\s+SKIP\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class SeriesTarget:
+    name: str          # tools/testing/selftests/<name>
+    option: str        # the Kconfig option that gates it ("" for none)
+    series: str
+
+
+@dataclass(frozen=True)
+class KselftestRequest:
+    """What to build and run, and what must come back."""
+    tree: Path
+    build_dir: Path                          # the kernel's O= directory (its usr/include)
+    install: Path                            # one directory per target, shared with the guest
+    series_targets: tuple[SeriesTarget, ...] = ()
+    upstream: tuple[str, ...] = ()           # --kselftest TARGET
+    kconfig: Path | None = None              # the kernel's .config
+
+    def targets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([t.name for t in self.series_targets] + list(self.upstream)))
+
+    def output(self, target: str) -> Path:
+        return self.install / f"{target.replace('/', '-')}.tap"
+
+
+@dataclass(frozen=True)
+class Installed:
+    built: tuple[str, ...] = ()
+    problems: dict[str, str] = field(default_factory=dict)   # target: why it was not built
+
+
+def check_target_name(name: str) -> str:
+    """A --kselftest argument: a directory under tools/testing/selftests."""
+    if not _TARGET.match(name) or ".." in name.split("/"):
+        raise ValueError(f"--kselftest {name!r}: not a directory name under {SELFTESTS}")
+    return name
+
+
+def series_targets(patches_dir: Path, series: tuple[str, ...]) -> tuple[SeriesTarget, ...]:
+    """The kselftest targets the series declare."""
+    out: list[SeriesTarget] = []
+    for name in series:
+        listing = patches_dir / name / LISTING
+        if not listing.is_file():
+            continue
+        for line in listing.read_text().splitlines():
+            words = line.split("#", 1)[0].split()
+            if words:
+                out.append(SeriesTarget(words[0], words[1] if len(words) > 1 else "", name))
+    return tuple(out)
+
+
+def install(req: KselftestRequest, log: Path) -> Installed:
+    """Build and install each target on the host. A target the tree lacks,
+    or whose build fails, is recorded, not raised: it is reported as a
+    testcase. Raises EnvironmentFault when make cannot be run at all."""
+    built, problems = [], {}
+    selftests = req.tree / SELFTESTS
+    env = {**os.environ, "LC_ALL": "C"}
+    with log.open("a") as out:
+        for target in req.targets():
+            if not (selftests / target / "Makefile").is_file():
+                problems[target] = f"{SELFTESTS / target} is not in the tree {req.tree}"
+                continue
+            dest = req.install / target
+            argv = ["make", "-C", str(selftests), f"O={req.build_dir}", f"TARGETS={target}",
+                    f"KSFT_INSTALL_PATH={dest}", "install"]
+            out.write(f"$ {shlex.join(argv)}\n")
+            out.flush()
+            try:
+                res = children.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   errors="replace", timeout=BUILD_TIMEOUT, env=env)
+            except FileNotFoundError as exc:
+                raise EnvironmentFault(f"cannot run make for the kselftests: {exc}") from exc
+            except subprocess.TimeoutExpired:
+                problems[target] = f"make install did not finish in {BUILD_TIMEOUT}s"
+                continue
+            out.write(res.stdout)
+            fault = environment_fault(res.stdout) if res.returncode != 0 else ""
+            if fault:
+                raise EnvironmentFault(f"building kselftest {target}: {fault}", hint=ENVIRONMENT_HINT)
+            if res.returncode != 0 or not (dest / RUNNER).is_file():
+                tail = "\n".join(res.stdout.splitlines()[-15:])
+                problems[target] = f"make install failed (exit {res.returncode}):\n{tail}"
+                continue
+            built.append(target)
+    return Installed(tuple(built), problems)
+
+
+def guest_command(req: KselftestRequest, installed: Installed) -> str:
+    """Shell commands running each installed target in the guest, its TAP
+    output into the shared directory (through a pipe: the runner's prefixer
+    and its own echo write one file at two offsets otherwise)."""
+    if not installed.built:
+        return ""
+    # The runner writes each program's output to /dev/stdout (runner.sh's
+    # logfile), which in the guest is virtme-ng's console port, not this
+    # command's standard output: pointed at the pipe while they run, and
+    # only there (never a host's or an SSH machine's /dev).
+    parts = ['isolharness_stdout=$(readlink /dev/stdout)',
+             'case "$isolharness_stdout" in /dev/virtio-ports/*) ln -sfn /proc/self/fd/1 /dev/stdout;; '
+             '*) isolharness_stdout=;; esac']
+    for target in installed.built:
+        parts.append(f"(cd {shlex.quote(str(req.install / target))} && ./{RUNNER}) 2>&1 | cat > "
+                     f"{shlex.quote(str(req.output(target)))}")
+    parts.append('[ -z "$isolharness_stdout" ] || ln -sfn "$isolharness_stdout" /dev/stdout')
+    return "; ".join(parts)
+
+
+def after_suite(suite_command: str, req: KselftestRequest | None, installed: Installed | None) -> str:
+    """The suite's command followed by the kselftests, keeping the suite's
+    exit status as the command's."""
+    extra = guest_command(req, installed) if req is not None and installed is not None else ""
+    if not extra:
+        return suite_command
+    return f"{suite_command}; isolharness_status=$?; {extra}; exit $isolharness_status"
+
+
+# ---------------------------------------------------------------- parsing
+
+@dataclass
+class Program:
+    """One test program's part of run_kselftest.sh's output."""
+    name: str
+    lines: list[str] = field(default_factory=list)   # its own output, the runner's "# " removed
+    ok: bool | None = None                           # its result line; None: none came
+    directive: str = ""                              # "SKIP ...", "TIMEOUT 45 seconds"
+
+
+def programs(lines: list[str]) -> list[Program]:
+    """Split the runner's TAP by program. Each program's own (K)TAP is
+    parsed apart: kunit_parser would take the runner's next result line
+    for a nested stream's missing one."""
+    out: list[Program] = []
+    current: Program | None = None
+    for line in lines:
+        if m := _PROGRAM_START.match(line):
+            current = Program(m.group(2))
+            out.append(current)
+        elif (m := _PROGRAM_RESULT.match(line)) and current is not None:
+            current.ok = not line.startswith("not ")
+            current.directive = line.split(" # ", 1)[1].strip() if " # " in line else ""
+            current = None
+        elif current is not None and (line.startswith("# ") or line == "#"):
+            current.lines.append(line[2:])
+    return out
+
+
+def _case(target: str, name: str, result=None, message: str = "", text: str = "") -> TestCase:
+    case = TestCase(name, classname=f"{SUITE_PREFIX}{target}")
+    if result is not None:
+        res = result(message)
+        res.text = text
+        case.result = [res]
+    return case
+
+
+def _suite(target: str, cases: list[TestCase]) -> TestSuite:
+    suite = TestSuite(f"{SUITE_PREFIX}{target}")
+    for case in cases:
+        suite.add_testcase(case)
+    suite.update_statistics()
+    return suite
+
+
+def _failure_line(log: list[str]) -> str:
+    """The first line that says what failed (kselftest_harness's
+    "file:line:test:Expected ..."), else the last one."""
+    lines = [ln.strip() for ln in log if ln.strip()]
+    found = next((ln for ln in lines if ":Expected " in ln or "FAIL" in ln), "")
+    return (found or (lines[-1] if lines else "failed")).lstrip("# ").strip()
+
+
+def _skip_reason(log: list[str], default: str = "skipped") -> str:
+    return next((m.group(1).strip() for ln in log if (m := _SKIP_REASON.search(ln))), default)
+
+
+def _skip_case(target: str, name: str, reason: str, option_set: str) -> TestCase:
+    if option_set:
+        return _case(target, name, Failure, f"skipped on a kernel with {option_set}: {reason}")
+    return _case(target, name, Skipped, reason)
+
+
+def _program_cases(parser, target: str, prog: Program, option_set: str, series: bool) -> list[TestCase]:
+    status = parser.TestStatus
+    out: list[TestCase] = []
+    cut = False
+    if any(ln.startswith(("TAP version", "KTAP version")) for ln in prog.lines):
+        top = parser.parse_run_tests(prog.lines)
+        for sub in top.subtests:
+            if not sub.name:
+                cut = True      # the parser's placeholder for a result that never came
+                continue
+            name = f"{prog.name}/{sub.name}"
+            if sub.status == status.SUCCESS:
+                out.append(_case(target, name))
+            elif sub.status == status.SKIPPED:
+                out.append(_skip_case(target, name, _skip_reason(sub.log), option_set))
+            else:
+                out.append(_case(target, name, Failure, _failure_line(sub.log), "\n".join(sub.log[-LOG_LINES:])))
+        cut = cut or top.status == status.TEST_CRASHED
+    tail = "\n".join(prog.lines[-LOG_LINES:])
+    failed_inside = any(c.result and isinstance(c.result[0], Failure) for c in out)
+    if prog.ok is None:
+        out.append(_case(target, prog.name, Error, f"{prog.name}: the output ended before its result "
+                                                   f"(the guest died or was killed)", tail))
+    elif prog.directive.startswith("TIMEOUT"):
+        out.append(_case(target, prog.name, Failure, f"{prog.name}: {prog.directive}", tail))
+    elif not prog.ok and (cut or not failed_inside):
+        # Cases missing, a crash after the last case, an exit status the
+        # cases do not explain: the program's own failure.
+        why = "its results stopped before its plan's end" if cut else _failure_line(prog.lines)
+        out.append(_case(target, prog.name, Failure, f"{prog.name}: {why}", tail))
+    elif prog.directive.startswith("SKIP") and not out:
+        out.append(_skip_case(target, prog.name, prog.directive[4:].strip() or _skip_reason(prog.lines), option_set))
+    elif not out and series:
+        # A series' programs are kselftest_harness tests: an ok without one
+        # case result tested nothing this harness can see.
+        out.append(_case(target, prog.name, Error, f"{prog.name} reported ok but printed no test results", tail))
+    elif not out:
+        out.append(_case(target, prog.name))
+    return out
+
+
+def parse_output(text: str, target: str, tree: Path, option_set: str = "", series: bool = False) -> TestSuite:
+    """One target's run_kselftest.sh output as a JUnit suite. ``series``: a
+    series' own target, whose programs must report cases; ``option_set``
+    ("CONFIG_X=y"): a skip is a failure. Never raises."""
+    lines = text.splitlines()
+    progs = programs(lines)
+    if not progs:
+        return _suite(target, [_case(target, "(run)", Error, f"kselftest {target} ran no test program",
+                                     "\n".join(lines[-LOG_LINES:]))])
+    try:
+        parser = load_parser(tree)
+        cases = [c for prog in progs for c in _program_cases(parser, target, prog, option_set, series)]
+    except Exception as exc:  # the tree's parser: missing, or not the API this reads
+        why = str(exc) if isinstance(exc, FileNotFoundError) else f"{type(exc).__name__}: {exc}"
+        return _suite(target, [_case(target, "(parser)", Error, why)])
+    return _suite(target, cases)
+
+
+def _kconfig_value(kconfig: Path | None, option: str) -> str:
+    """``CONFIG_X=y`` (or =m) when the kernel's .config sets the option, else ""."""
+    if not option or kconfig is None or not kconfig.is_file():
+        return ""
+    lines = kconfig.read_text(errors="replace").splitlines()
+    return next((ln for ln in (f"{option}=y", f"{option}=m") if ln in lines), "")
+
+
+def parse(req: KselftestRequest, installed: Installed, reached: bool) -> list[TestSuite]:
+    """The JUnit suites of every target asked for. ``reached``: the guest
+    ran its command to the end, so every installed target's output must be
+    there."""
+    series = {t.name: t for t in req.series_targets}
+    suites = []
+    for target in req.targets():
+        own = series.get(target)
+        if target in installed.problems:
+            why = installed.problems[target]
+            if own is not None and "is not in the tree" in why:
+                suites.append(_suite(target, [_case(target, "(target)", Error,
+                                                    f"kselftest {target} of series {own.series} expected but "
+                                                    f"absent: {why}")]))
+            elif own is not None:
+                suites.append(_suite(target, [_case(target, "(build)", Failure,
+                                                    f"kselftest {target} of series {own.series} does not build",
+                                                    why)]))
+            else:
+                suites.append(_suite(target, [_case(target, "(target)", Error, f"kselftest {target}: {why}")]))
+            continue
+        out = req.output(target)
+        if not out.is_file():
+            if reached:
+                suites.append(_suite(target, [_case(target, "(run)", Error,
+                                                    f"kselftest {target} left no output in the guest")]))
+            continue
+        option_set = _kconfig_value(req.kconfig, own.option) if own is not None else ""
+        suites.append(parse_output(out.read_text(errors="replace"), target, req.tree, option_set,
+                                   series=own is not None))
+    return suites
