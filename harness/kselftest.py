@@ -80,11 +80,12 @@ def check_target_name(name: str) -> str:
     return name
 
 
-def series_targets(patches_dir: Path, series: tuple[str, ...]) -> tuple[SeriesTarget, ...]:
-    """The kselftest targets the series declare."""
+def series_targets(series: list[tuple[str, Path]]) -> tuple[SeriesTarget, ...]:
+    """The kselftest targets the series declare: (name, the series'
+    directory) each, whose ``kselftest`` file lists them."""
     out: list[SeriesTarget] = []
-    for name in series:
-        listing = patches_dir / name / LISTING
+    for name, directory in series:
+        listing = directory / LISTING
         if not listing.is_file():
             continue
         for line in listing.read_text().splitlines():

@@ -143,9 +143,10 @@ def choose_accel(opts: RunOptions, cache: Path, image: Path) -> accel_mod.AccelC
 def kselftest_request(prep: Prepared, kbuild: KernelBuild, opts: RunOptions) -> kselftest.KselftestRequest:
     """The kselftest targets of the series applied or expected, and those
     asked for with --kselftest."""
-    series = tuple(dict.fromkeys([*prep.tree.series_names, *opts.expect]))
+    applied = [(s.name, s.directory) for s in prep.series]
+    expected = [(name, opts.patches_dir / name) for name in opts.expect if name not in prep.tree.series_names]
     return kselftest.KselftestRequest(prep.tree.path, kbuild.build_dir, opts.results / "kselftest",
-                                      kselftest.series_targets(opts.patches_dir, series), tuple(opts.kselftest),
+                                      kselftest.series_targets(applied + expected), tuple(opts.kselftest),
                                       kbuild.build_dir / ".config")
 
 

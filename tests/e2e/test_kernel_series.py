@@ -27,6 +27,10 @@ SERIES = [
 ]
 IDS = [s.name for s in SERIES]
 INTERFERENCE = "test_interference"       # the budget tests' module, run in the negative control too
+# The series' own kselftest targets (patches/<series>/kselftest), with how
+# many cases each has at least
+KSELFTESTS = {"task-isolation": ("task_isolation", 14), "block-interf": ("block_interf", 7)}
+UPSTREAM = "cpu-hotplug"                 # an upstream kselftest target run on both kernels
 
 
 def guest_cases(run, module: str) -> dict[str, object]:
@@ -36,10 +40,24 @@ def guest_cases(run, module: str) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def unpatched_run(results_root):
     """The stock kernel, with every series' guest tests told to expect it."""
-    args = ["check", "--series", "none", "-k", " or ".join([s.keyword for s in SERIES] + [INTERFERENCE])]
+    args = ["check", "--series", "none", "-k", " or ".join([s.keyword for s in SERIES] + [INTERFERENCE]),
+            "--kselftest", UPSTREAM]
     for s in SERIES:
         args += ["--expect", s.name]
     return run_cli(args, results_root / "negative" / "latest")
+
+
+@pytest.fixture(scope="module")
+def upstream_run(results_root):
+    """The patched kernel (default series) with the upstream target added."""
+    return run_cli(["check", "-k", "smoke", "--kselftest", UPSTREAM], results_root / "upstream" / "latest")
+
+
+def kselftest_cases(run, target: str) -> dict[str, str]:
+    """name: outcome of each case of kselftest.<target>."""
+    prefix = f"kselftest.{target}::"
+    return {n[len(prefix):]: (type(c.result[0]).__name__ if c.result else "passed")
+            for n, c in run.cases().items() if n.startswith(prefix)}
 
 
 @pytest.mark.parametrize("series", SERIES, ids=IDS)
@@ -53,7 +71,8 @@ def test_guest_tests_pass_on_the_patched_kernel(default_run, series):
 
 @pytest.mark.parametrize("series", SERIES, ids=IDS)
 def test_negative_control_unpatched_kernel_reports_absent(unpatched_run, series):
-    assert unpatched_run.rc == 1, unpatched_run.output
+    # 2: the series' kselftests, expected but absent, are ERRORs beside the failures
+    assert unpatched_run.rc == 2, unpatched_run.output
     cases = guest_cases(unpatched_run, series.module)
     assert len(cases) >= series.min_cases, sorted(cases)
     for name, case in cases.items():
@@ -75,6 +94,33 @@ def test_the_kunit_suite_passes_on_the_patched_kernel(default_run):
     cases = {n: c for n, c in default_run.cases().items() if n.startswith("kunit.block_interf::")}
     assert len(cases) >= 7, sorted(cases)
     assert not [n for n, c in cases.items() if c.result and not isinstance(c.result[0], Skipped)], cases
+
+
+@pytest.mark.parametrize("series", SERIES, ids=IDS)
+def test_the_series_kselftests_pass_on_the_patched_kernel(default_run, series):
+    target, at_least = KSELFTESTS[series.name]
+    cases = kselftest_cases(default_run, target)
+    assert len(cases) >= at_least, cases
+    assert set(cases.values()) == {"passed"}, cases
+    assert "kselftest" in [row["name"] for row in json.loads((default_run.results / "summary.json").read_text())["stages"]]
+
+
+@pytest.mark.parametrize("series", SERIES, ids=IDS)
+def test_negative_control_series_kselftests_are_expected_but_absent(unpatched_run, series):
+    target, _ = KSELFTESTS[series.name]
+    case = unpatched_run.cases()[f"kselftest.{target}::(target)"]
+    assert isinstance(case.result[0], Error), case.result
+    assert f"of series {series.name} expected but absent" in case.result[0].message
+    assert f"kselftest.{target}" in unpatched_run.output
+
+
+def test_an_upstream_kselftest_gives_the_same_results_patched_and_unpatched(upstream_run, unpatched_run):
+    """The series must not change what an upstream target sees: case by
+    case, the same outcome on both kernels."""
+    patched, stock = kselftest_cases(upstream_run, UPSTREAM), kselftest_cases(unpatched_run, UPSTREAM)
+    assert patched, upstream_run.output
+    assert patched == stock, (patched, stock)
+    assert upstream_run.rc == 0, upstream_run.output
 
 
 def test_negative_control_interference_budgets_fail_on_the_unpatched_kernel(unpatched_run):

@@ -134,11 +134,11 @@ def test_the_kernels_config_decides_whether_a_skip_fails(tmp_path, tree):
 def test_a_series_lists_its_targets(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "kselftest").write_text("# comment\ntask_isolation CONFIG_TASK_ISOLATION\n\nother\n")
-    assert kselftest.series_targets(tmp_path, ("a", "b")) == (
+    assert kselftest.series_targets([("a", tmp_path / "a"), ("b", tmp_path / "b")]) == (
         SeriesTarget("task_isolation", "CONFIG_TASK_ISOLATION", "a"), SeriesTarget("other", "", "a"))
     project = Path(__file__).resolve().parents[2] / "patches"
-    assert [t.name for t in kselftest.series_targets(project, ("task-isolation", "block-interf"))] == [
-        "task_isolation", "block_interf"]
+    assert [t.name for t in kselftest.series_targets([(n, project / n) for n in ("task-isolation", "block-interf")])] \
+        == ["task_isolation", "block_interf"]
 
 
 @pytest.mark.parametrize("name", ["../etc", "a b", "", "x/../../y", "-rf"])
