@@ -31,6 +31,8 @@ INTERFERENCE = "test_interference"       # the budget tests' module, run in the 
 # many cases each has at least
 KSELFTESTS = {"task-isolation": ("task_isolation", 14), "block-interf": ("block_interf", 7)}
 UPSTREAM = "cpu-hotplug"                 # an upstream kselftest target run on both kernels
+# The stock kernel, built with KUnit and KUnit's own tests (kconfigs/kunit.config)
+UNPATCHED = ["--series", "none", "--kconfig", "base", "--kconfig", "isolation", "--kconfig", "kunit"]
 
 
 def guest_cases(run, module: str) -> dict[str, object]:
@@ -40,7 +42,7 @@ def guest_cases(run, module: str) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def unpatched_run(results_root):
     """The stock kernel, with every series' guest tests told to expect it."""
-    args = ["check", "--series", "none", "-k", " or ".join([s.keyword for s in SERIES] + [INTERFERENCE]),
+    args = ["check", *UNPATCHED, "-k", " or ".join([s.keyword for s in SERIES] + [INTERFERENCE]),
             "--kselftest", UPSTREAM]
     for s in SERIES:
         args += ["--expect", s.name]
@@ -82,12 +84,30 @@ def test_negative_control_unpatched_kernel_reports_absent(unpatched_run, series)
     assert any("series expected but the feature is absent" in m for m in messages), messages[:3]
 
 
-def test_negative_control_kunit_is_not_expected_of_a_kernel_built_without_it(unpatched_run):
-    """--expect block-interf on a stock kernel built without KUnit: the
-    harness cannot turn on the series' own test option, so its KUnit suite
-    is not expected (the guest tests report the series absent); a kernel
-    built with KUnit and without the suite is an ERROR (tests/unit/test_kunit.py)."""
-    assert not [n for n in unpatched_run.cases() if n.startswith("kunit.")]
+def test_negative_control_the_series_kunit_suite_is_expected_but_absent(unpatched_run):
+    """--expect block-interf on a stock kernel built with KUnit: the suite
+    could be there and is not, an ERROR, while KUnit's own suites ran (a
+    kernel without KUnit is not held to it: tests/unit/test_kunit.py)."""
+    case = unpatched_run.cases()["kunit.block_interf::(suite)"]
+    assert isinstance(case.result[0], Error), case.result
+    assert "KUnit suite block_interf expected but absent" in case.result[0].message
+    own = [n for n, c in unpatched_run.cases().items() if n.startswith("kunit.kunit-try-catch-test::") and not c.result]
+    assert own, sorted(n for n in unpatched_run.cases() if n.startswith("kunit."))
+
+
+def test_a_ktap_stream_cut_by_a_kernel_panic_is_the_kernels_failure_with_the_panic_text(unpatched_run, results_root):
+    """The same stock kernel booted with panic_on_oops=1: KUnit's own
+    null-dereference case (kunit_fault) now panics the kernel in the middle
+    of its KTAP. The suite is reported crashed, naming the panic; the run
+    fails (exit 1), it is no harness error."""
+    run = run_cli(["boot", *UNPATCHED, "--append", "panic_on_oops=1", "-k", "smoke"],
+                  results_root / "kunit-panic" / "latest")
+    assert run.rc == 1, run.output
+    crashed = {n: c for n, c in run.cases().items() if n.startswith("kunit.kunit_fault::")}
+    assert crashed, sorted(n for n in run.cases() if n.startswith("kunit."))
+    messages = [r.message or "" for c in crashed.values() for r in c.result if isinstance(r, Failure)]
+    assert any("ended before its results: Kernel panic - not syncing" in m for m in messages), messages
+    assert "verdict: FAIL" in run.output
 
 
 def test_the_kunit_suite_passes_on_the_patched_kernel(default_run):
