@@ -96,11 +96,11 @@ def test_negative_control_the_series_kunit_suite_is_expected_but_absent(unpatche
 
 
 def test_a_ktap_stream_cut_by_a_kernel_panic_is_the_kernels_failure_with_the_panic_text(unpatched_run, results_root):
-    """The same stock kernel booted with panic_on_oops=1: KUnit's own
+    """The same stock kernel booted with oops=panic: KUnit's own
     null-dereference case (kunit_fault) now panics the kernel in the middle
     of its KTAP. The suite is reported crashed, naming the panic; the run
     fails (exit 1), it is no harness error."""
-    run = run_cli(["boot", *UNPATCHED, "--append", "panic_on_oops=1", "-k", "smoke"],
+    run = run_cli(["boot", *UNPATCHED, "--append", "oops=panic", "-k", "smoke"],
                   results_root / "kunit-panic" / "latest")
     assert run.rc == 1, run.output
     crashed = {n: c for n, c in run.cases().items() if n.startswith("kunit.kunit_fault::")}
