@@ -16,7 +16,8 @@ from .identity import IDENTITY_MARKER
 from .vm import START_MARKER
 from .parse import parse_logs
 from .results import rotate
-from .target import KunitRequest
+from .collection import KselftestCollection, KunitCollection
+from .kselftest import KselftestRequest, Installed, series_targets
 from .outcome import EXIT_ERROR, EXIT_FAILED, EXIT_OK, exit_status
 from .profile import PROFILES, make_profile
 
@@ -65,6 +66,27 @@ def _common(p: argparse.ArgumentParser, boot: bool = True) -> None:
         b.add_argument("--kselftest", action="append", default=[], metavar="TARGET",
                        help="also build and run this kselftest target of the tree "
                             "(tools/testing/selftests/TARGET), repeatable; the series' own targets always run")
+
+
+def parse_collections(args: argparse.Namespace) -> tuple:
+    """The test collections `isolharness parse` reads again."""
+    if (args.kunit_suite or args.kselftest_dir) and not args.kunit_tree:
+        raise HarnessError("--kunit-suite and --kselftest-dir need --kunit-tree: the tree whose KTAP parser reads them")
+    if args.expect and not args.kselftest_dir:
+        raise HarnessError("parse: --expect names the series whose kselftests --kselftest-dir must hold")
+    if not args.kunit_tree:
+        return ()
+    out: list = [KunitCollection(args.kunit_tree, tuple(args.kunit_suite))]
+    if args.kselftest_dir:
+        if not args.kselftest_dir.is_dir():
+            raise HarnessError(f"{args.kselftest_dir} is not a directory", hint="pass a run's kselftest directory")
+        own = series_targets([(n, pipeline.PROJECT / "patches" / n) for n in args.expect])
+        saved = tuple(sorted(p.stem for p in args.kselftest_dir.glob("*.tap")))
+        upstream = tuple(t for t in saved if t not in {s.name for s in own})
+        request = KselftestRequest(args.kunit_tree, args.kselftest_dir, args.kselftest_dir, own, upstream)
+        # Every target was built; one whose output is not there left none.
+        out.append(KselftestCollection(request, Installed(tuple(t.name for t in own) + upstream)))
+    return tuple(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,9 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--status", type=int, metavar="N", help="the guest pytest's exit status, when known")
     pa.add_argument("--output", type=Path, metavar="LOG", help="the guest's output, for the tail an error shows")
     pa.add_argument("--kunit-tree", type=Path, metavar="TREE",
-                    help="a kernel tree whose tools/testing/kunit parses the console's KTAP (KUnit results)")
+                    help="a kernel tree whose tools/testing/kunit parses KTAP: the console's KUnit results, "
+                         "and --kselftest-dir's output")
     pa.add_argument("--kunit-suite", action="append", default=[], metavar="NAME",
                     help="a KUnit suite that must be in the console (repeatable)")
+    pa.add_argument("--kselftest-dir", type=Path, metavar="DIR",
+                    help="a run's kselftest directory: each TARGET.tap in it is read again (needs --kunit-tree)")
+    pa.add_argument("--expect", action="append", default=[], metavar="SERIES",
+                    help="with --kselftest-dir: SERIES's own targets (patches/SERIES/kselftest) must be there "
+                         "and report results")
     pa.add_argument("--results", type=Path, default=Path("results/parsed"),
                     help="where the new report goes (default results/parsed)")
     r = sub.add_parser("report", help="re-render a saved run's summary, with the interference table")
@@ -234,11 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "test":
             return remote_cmd(args)
         if args.cmd == "parse":
-            kunit_request = KunitRequest(args.kunit_tree, tuple(args.kunit_suite)) if args.kunit_tree else None
-            if args.kunit_suite and not args.kunit_tree:
-                raise HarnessError("--kunit-suite needs --kunit-tree: the tree whose KTAP parser reads the console")
             return parse_logs(args.console, args.guest_junit, args.status, args.results, args.output,
-                              kunit_request).exit_status
+                              parse_collections(args)).exit_status
         opts = options(args)
         if args.cmd in ("prepare", "config", "build"):
             return _stage_cmd(args, opts)

@@ -28,8 +28,8 @@ from pathlib import Path
 from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 
 from . import children
-from .errors import ENVIRONMENT_HINT, EnvironmentFault, environment_fault
-from .kunit import load_parser
+from .errors import ENVIRONMENT_HINT, EnvironmentFault, HarnessError, environment_fault
+from .kunit import PANIC, load_parser
 
 SUITE_PREFIX = "kselftest."
 LISTING = "kselftest"                    # patches/<series>/kselftest
@@ -39,7 +39,11 @@ BUILD_TIMEOUT = 900
 LOG_LINES = 40
 _TARGET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _PROGRAM_START = re.compile(r"^# selftests: (\S+): (\S+)$")
-_PROGRAM_RESULT = re.compile(r"^(?:not )?ok \d+ selftests: (\S+): (\S+)")
+# A program's result, also at the end of a last output line it left unfinished
+_PROGRAM_RESULT = re.compile(r"((?:not )?ok) \d+ selftests: (\S+): (\S+)(?: # (.*))?$")
+_PLAN = re.compile(r"^1\.\.(\d+)")
+# kselftest.h's results carry no name: "ok 3 # SKIP why"
+_UNNAMED = re.compile(r"^((?:not )?ok) (\d+) #(.*)$")
 _SKIP_REASON = re.compile(r"#\s+SKIP\s+(.*)$")
 
 
@@ -88,10 +92,14 @@ def series_targets(series: list[tuple[str, Path]]) -> tuple[SeriesTarget, ...]:
         listing = directory / LISTING
         if not listing.is_file():
             continue
-        for line in listing.read_text().splitlines():
+        for n, line in enumerate(listing.read_text().splitlines(), 1):
             words = line.split("#", 1)[0].split()
-            if words:
-                out.append(SeriesTarget(words[0], words[1] if len(words) > 1 else "", name))
+            if not words:
+                continue
+            if len(words) != 2 or not words[1].startswith("CONFIG_"):
+                raise HarnessError(f"{listing}:{n}: {line.strip()!r}: each line names a target and the option "
+                                   f"that gates it (task_isolation CONFIG_TASK_ISOLATION)")
+            out.append(SeriesTarget(words[0], words[1], name))
     return tuple(out)
 
 
@@ -140,11 +148,13 @@ def guest_command(req: KselftestRequest, installed: Installed) -> str:
         return ""
     # The runner writes each program's output to /dev/stdout (runner.sh's
     # logfile), which in the guest is virtme-ng's console port, not this
-    # command's standard output: pointed at the pipe while they run, and
-    # only there (never a host's or an SSH machine's /dev).
+    # command's standard output: pointed at the pipe while they run, then
+    # back. Should that fail, the programs' lines are missing from their
+    # output and each series program is an error for it.
     parts = ['isolharness_stdout=$(readlink /dev/stdout)',
-             'case "$isolharness_stdout" in /dev/virtio-ports/*) ln -sfn /proc/self/fd/1 /dev/stdout;; '
-             '*) isolharness_stdout=;; esac']
+             'if [ "$isolharness_stdout" = /proc/self/fd/1 ]; then isolharness_stdout=; '
+             'else ln -sfn /proc/self/fd/1 /dev/stdout || echo "isolharness: cannot point /dev/stdout at the '
+             'kselftest output" >&2; fi']
     for target in installed.built:
         parts.append(f"(cd {shlex.quote(str(req.install / target))} && ./{RUNNER}) 2>&1 | cat > "
                      f"{shlex.quote(str(req.output(target)))}")
@@ -152,43 +162,63 @@ def guest_command(req: KselftestRequest, installed: Installed) -> str:
     return "; ".join(parts)
 
 
-def after_suite(suite_command: str, req: KselftestRequest | None, installed: Installed | None) -> str:
-    """The suite's command followed by the kselftests, keeping the suite's
-    exit status as the command's."""
-    extra = guest_command(req, installed) if req is not None and installed is not None else ""
-    if not extra:
-        return suite_command
-    return f"{suite_command}; isolharness_status=$?; {extra}; exit $isolharness_status"
-
-
 # ---------------------------------------------------------------- parsing
 
 @dataclass
 class Program:
     """One test program's part of run_kselftest.sh's output."""
+    collection: str                                  # its directory under tools/testing/selftests
     name: str
     lines: list[str] = field(default_factory=list)   # its own output, the runner's "# " removed
     ok: bool | None = None                           # its result line; None: none came
-    directive: str = ""                              # "SKIP ...", "TIMEOUT 45 seconds"
+    directive: str = ""                              # "SKIP ...", "TIMEOUT 45 seconds", "exit=1"
+
+    def case_name(self, target: str) -> str:
+        return self.name if self.collection == target else f"{self.collection}:{self.name}"
 
 
-def programs(lines: list[str]) -> list[Program]:
+@dataclass
+class RunnerOutput:
+    programs: list[Program]
+    planned: int | None                              # the runner's own 1..N
+
+
+def programs(lines: list[str]) -> RunnerOutput:
     """Split the runner's TAP by program. Each program's own (K)TAP is
     parsed apart: kunit_parser would take the runner's next result line
     for a nested stream's missing one."""
     out: list[Program] = []
+    planned = None
     current: Program | None = None
     for line in lines:
         if m := _PROGRAM_START.match(line):
-            current = Program(m.group(2))
+            current = Program(m.group(1), m.group(2))
             out.append(current)
-        elif (m := _PROGRAM_RESULT.match(line)) and current is not None:
-            current.ok = not line.startswith("not ")
-            current.directive = line.split(" # ", 1)[1].strip() if " # " in line else ""
+        elif current is not None and (m := _PROGRAM_RESULT.search(line)) \
+                and (m.group(2), m.group(3)) == (current.collection, current.name):
+            head = line[:m.start(1)]
+            if head.startswith("# "):
+                current.lines.append(head[2:])
+            current.ok = m.group(1) == "ok"
+            current.directive = (m.group(4) or "").strip()
             current = None
         elif current is not None and (line.startswith("# ") or line == "#"):
-            current.lines.append(line[2:])
-    return out
+            current.lines.append(_named(line[2:]))
+        elif current is None and planned is None and (m := _PLAN.match(line)):
+            planned = int(m.group(1))
+    return RunnerOutput(out, planned)
+
+
+def _named(line: str) -> str:
+    """kselftest.h's unnamed results named by their number, so that the
+    KTAP parser does not take them for placeholders of missing results."""
+    if m := _UNNAMED.match(line):
+        result, number, directive = m.groups()
+        skip = re.match(r"\s*SKIP\s+(\S.*)$", directive)
+        # ksft_test_result_skip()'s message names what was skipped
+        name = skip.group(1).strip() if skip else f"({number})"
+        return f"{result} {number} {name} #{directive}"
+    return line
 
 
 def _case(target: str, name: str, result=None, message: str = "", text: str = "") -> TestCase:
@@ -226,8 +256,10 @@ def _skip_case(target: str, name: str, reason: str, option_set: str) -> TestCase
     return _case(target, name, Skipped, reason)
 
 
-def _program_cases(parser, target: str, prog: Program, option_set: str, series: bool) -> list[TestCase]:
+def _program_cases(parser, target: str, prog: Program, option_set: str, series: bool,
+                   crashed: str) -> list[TestCase]:
     status = parser.TestStatus
+    name = prog.case_name(target)
     out: list[TestCase] = []
     cut = False
     if any(ln.startswith(("TAP version", "KTAP version")) for ln in prog.lines):
@@ -236,52 +268,65 @@ def _program_cases(parser, target: str, prog: Program, option_set: str, series: 
             if not sub.name:
                 cut = True      # the parser's placeholder for a result that never came
                 continue
-            name = f"{prog.name}/{sub.name}"
+            case = f"{name}/{sub.name}"
             if sub.status == status.SUCCESS:
-                out.append(_case(target, name))
+                out.append(_case(target, case))
             elif sub.status == status.SKIPPED:
-                out.append(_skip_case(target, name, _skip_reason(sub.log), option_set))
+                out.append(_skip_case(target, case, _skip_reason(sub.log, sub.name), option_set))
             else:
-                out.append(_case(target, name, Failure, _failure_line(sub.log), "\n".join(sub.log[-LOG_LINES:])))
+                out.append(_case(target, case, Failure, _failure_line(sub.log), "\n".join(sub.log[-LOG_LINES:])))
         cut = cut or top.status == status.TEST_CRASHED
     tail = "\n".join(prog.lines[-LOG_LINES:])
     failed_inside = any(c.result and isinstance(c.result[0], Failure) for c in out)
     if prog.ok is None:
-        out.append(_case(target, prog.name, Error, f"{prog.name}: the output ended before its result "
-                                                   f"(the guest died or was killed)", tail))
+        if crashed:
+            out.append(_case(target, name, Failure, f"{name}: the output ended before its result: {crashed}", tail))
+        else:
+            out.append(_case(target, name, Error, f"{name}: the output ended before its result "
+                                                  f"(for no reason the kernel log shows)", tail))
     elif prog.directive.startswith("TIMEOUT"):
-        out.append(_case(target, prog.name, Failure, f"{prog.name}: {prog.directive}", tail))
-    elif not prog.ok and (cut or not failed_inside):
-        # Cases missing, a crash after the last case, an exit status the
-        # cases do not explain: the program's own failure.
-        why = "its results stopped before its plan's end" if cut else _failure_line(prog.lines)
-        out.append(_case(target, prog.name, Failure, f"{prog.name}: {why}", tail))
-    elif prog.directive.startswith("SKIP") and not out:
-        out.append(_skip_case(target, prog.name, prog.directive[4:].strip() or _skip_reason(prog.lines), option_set))
+        out.append(_case(target, name, Failure, f"{name}: {prog.directive}", tail))
+    elif prog.directive.startswith("SKIP"):
+        # The program skipped (exit 4), after any cases it ran
+        out.append(_skip_case(target, name, prog.directive[4:].strip() or _skip_reason(prog.lines), option_set))
+    elif cut:
+        # Its plan promised more results than came, whatever its exit status
+        out.append(_case(target, name, Failure, f"{name}: its results stopped before its plan's end", tail))
+    elif not prog.ok and not failed_inside:
+        # A crash after the last case, an exit status the cases do not explain
+        out.append(_case(target, name, Failure, f"{name}: {prog.directive or _failure_line(prog.lines)}", tail))
     elif not out and series:
         # A series' programs are kselftest_harness tests: an ok without one
         # case result tested nothing this harness can see.
-        out.append(_case(target, prog.name, Error, f"{prog.name} reported ok but printed no test results", tail))
+        out.append(_case(target, name, Error, f"{name} reported ok but printed no test results", tail))
     elif not out:
-        out.append(_case(target, prog.name))
+        out.append(_case(target, name))
     return out
 
 
-def parse_output(text: str, target: str, tree: Path, option_set: str = "", series: bool = False) -> TestSuite:
+def parse_output(text: str, target: str, tree: Path, option_set: str = "", series: bool = False,
+                 crashed: str = "") -> TestSuite:
     """One target's run_kselftest.sh output as a JUnit suite. ``series``: a
     series' own target, whose programs must report cases; ``option_set``
-    ("CONFIG_X=y"): a skip is a failure. Never raises."""
+    ("CONFIG_X=y"): a skip is a failure; ``crashed``: how the kernel died
+    or hung, if it did (output cut then is the kernel's failure). Never
+    raises."""
     lines = text.splitlines()
-    progs = programs(lines)
-    if not progs:
+    run = programs(lines)
+    if not run.programs:
         return _suite(target, [_case(target, "(run)", Error, f"kselftest {target} ran no test program",
                                      "\n".join(lines[-LOG_LINES:]))])
     try:
         parser = load_parser(tree)
-        cases = [c for prog in progs for c in _program_cases(parser, target, prog, option_set, series)]
+        cases = [c for prog in run.programs for c in _program_cases(parser, target, prog, option_set, series, crashed)]
     except Exception as exc:  # the tree's parser: missing, or not the API this reads
         why = str(exc) if isinstance(exc, FileNotFoundError) else f"{type(exc).__name__}: {exc}"
         return _suite(target, [_case(target, "(parser)", Error, why)])
+    if run.planned is not None and len(run.programs) < run.planned and all(p.ok is not None for p in run.programs):
+        missing = run.planned - len(run.programs)
+        cases.append(_case(target, "(run)", Failure if crashed else Error,
+                           f"kselftest {target}: {missing} of its {run.planned} programs never started"
+                           + (f": {crashed}" if crashed else " (the runner stopped)"), "\n".join(lines[-LOG_LINES:])))
     return _suite(target, cases)
 
 
@@ -293,10 +338,19 @@ def _kconfig_value(kconfig: Path | None, option: str) -> str:
     return next((ln for ln in (f"{option}=y", f"{option}=m") if ln in lines), "")
 
 
-def parse(req: KselftestRequest, installed: Installed, reached: bool) -> list[TestSuite]:
+def kernel_died(timed_out: bool, kernel_log: str | None) -> str:
+    """How the guest's kernel stopped the kselftests, if it did: "" when
+    nothing says so."""
+    if timed_out:
+        return "the guest hung and was killed by the watchdog"
+    m = PANIC.search(kernel_log or "")
+    return m.group(0) if m else ""
+
+
+def parse(req: KselftestRequest, installed: Installed, reached: bool, crashed: str = "") -> list[TestSuite]:
     """The JUnit suites of every target asked for. ``reached``: the guest
     ran its command to the end, so every installed target's output must be
-    there."""
+    there; ``crashed``: how the kernel died or hung, if it did."""
     series = {t.name: t for t in req.series_targets}
     suites = []
     for target in req.targets():
@@ -322,5 +376,5 @@ def parse(req: KselftestRequest, installed: Installed, reached: bool) -> list[Te
             continue
         option_set = _kconfig_value(req.kconfig, own.option) if own is not None else ""
         suites.append(parse_output(out.read_text(errors="replace"), target, req.tree, option_set,
-                                   series=own is not None))
+                                   series=own is not None, crashed=crashed))
     return suites

@@ -25,7 +25,7 @@ from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 PARSER = Path("tools/testing/kunit/kunit_parser.py")
 SUITE_PREFIX = "kunit."
 LOG_LINES = 40
-_PANIC = re.compile(r"Kernel panic - not syncing: .*")
+PANIC = re.compile(r"Kernel panic - not syncing: .*")
 _OOPS = re.compile(r"(?:BUG: .*|Oops: .*)")
 
 
@@ -139,7 +139,7 @@ def _translate(parser, kernel_log: str, lines: list[str], has_ktap: bool,
                expected: tuple[str, ...]) -> list[TestSuite]:
     top = parser.parse_run_tests(lines)
     crashed = parser.TestStatus.TEST_CRASHED
-    panic = _PANIC.search(kernel_log) or _OOPS.search(kernel_log)
+    panic = PANIC.search(kernel_log) or _OOPS.search(kernel_log)
     # A stream cut while the kernel crashed is the kernel's failure; one
     # cut for no reason the log shows is an error of the run.
     cut = f": {panic.group(0)}" if panic else " (for no reason the kernel log shows: cut off?)"

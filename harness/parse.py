@@ -18,17 +18,19 @@ from .outcome import PASSED, StageResult
 from .results import rotate
 from .report import report
 from .summary import Summary
-from .target import KunitRequest, Ran, judge
+from .collection import TestCollection
+from .target import Ran, judge
 from .vm import COMMAND_LINE_SIZE, START_MARKER, cut_command_line
 from .vm_target import CONSOLE_TAIL_LINES
 
 
 def parse_logs(console: Path, guest_junit: Path | None, status: int | None, results: Path,
-               output: Path | None = None, kunit_request: KunitRequest | None = None) -> Summary:
+               output: Path | None = None, collections: tuple[TestCollection, ...] = ()) -> Summary:
     """``status`` is the guest pytest's exit status when known; without it
     the JUnit file's own testcases decide whether it was 0 or 1. ``output``
     (the guest-output.log beside the console, by default) shows whether the
-    guest command started."""
+    guest command started. ``collections`` re-read the KUnit results of the
+    console and saved kselftest output."""
     start = time.monotonic()
     if not console.is_file():
         raise HarnessError(f"{console} does not exist", hint="pass the console.log of a run")
@@ -60,5 +62,5 @@ def parse_logs(console: Path, guest_junit: Path | None, status: int | None, resu
               untrusted=(f"the kernel command line filled COMMAND_LINE_SIZE ({COMMAND_LINE_SIZE}) and was cut"
                          if cut_command_line(text) else ""),
               log_tail="\n".join(text.splitlines()[-CONSOLE_TAIL_LINES:]))
-    judged = judge("boot", ran, stages, guest_junit is not None, None, 0.0, kunit_request)
+    judged = judge("boot", ran, stages, guest_junit is not None, None, 0.0, collections)
     return report(results, stages, ("boot", "guest") if guest_junit is not None else ("boot",), judged, props)

@@ -30,7 +30,8 @@ from .report import report
 from .summary import Summary
 from .kunit import expected_suites
 from . import kselftest
-from .target import Judged, KselftestRun, KunitRequest, record_interrupt, record_run_error, run_on, timed
+from .collection import KselftestCollection, KunitCollection, TestCollection
+from .target import Judged, record_interrupt, record_run_error, run_on, timed
 from .vm import VmSpec, run_vm
 from .vm_target import VmTarget
 
@@ -150,25 +151,17 @@ def kselftest_request(prep: Prepared, kbuild: KernelBuild, opts: RunOptions) -> 
                                       kbuild.build_dir / ".config")
 
 
-def stage_kselftest(req: kselftest.KselftestRequest, opts: RunOptions) -> KselftestRun:
-    req.install.mkdir(parents=True, exist_ok=True)
-    installed = kselftest.install(req, opts.results / "kselftest-build.log")
-    for target, why in installed.problems.items():
-        print(f"kselftest: {target} not built: {why.splitlines()[0]}", flush=True)
-    return KselftestRun(req, installed)
-
-
 def boot_target(prep: Prepared, kbuild: KernelBuild, opts: RunOptions, argv: list[str] | None,
-                selftests: KselftestRun | None = None) -> VmTarget:
+                collections: tuple[TestCollection, ...] = ()) -> VmTarget:
     """The VM that boots the kernel built, with the suite (and the
-    kselftests after it) or ``argv``."""
+    collections' commands after it) or ``argv``."""
     expect = tuple(dict.fromkeys([*prep.tree.series_names, *opts.expect]))
     suite = GuestSuite(PROJECT, opts.results.resolve(), kbuild.headers, prep.tree.series_names, expect,
                        prep.tree.path, opts.profile.isolated_cpus(), opts.profile.cpus, opts.test_timeout,
                        opts.select, kconfig=kbuild.build_dir / ".config")
     return VmTarget(kbuild.image, opts.profile, suite, PROJECT, argv,
                     lambda: choose_accel(opts, prep.cache, kbuild.image), kbuild.identity, kbuild.banner,
-                    KunitRequest(prep.tree.path, kunit_expected(prep, kbuild, opts)), selftests)
+                    collections)
 
 
 def kunit_expected(prep: Prepared, kbuild: KernelBuild, opts: RunOptions) -> tuple[str, ...]:
@@ -250,13 +243,16 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                     stages.extend(after_config(prep, kcfg))
                 kbuild = timed("build", stages, lambda: stage_build(prep, kcfg, opts))
             props.update(kbuild.identity.properties("built"), **kbuild.properties())
-            selftests = None
+            collections: list[TestCollection] = [KunitCollection(prep.tree.path, kunit_expected(prep, kbuild, opts))]
             request = kselftest_request(prep, kbuild, opts)
             if argv is None and request.targets():
                 expected_stages = ("prepare", "config", "build", KSELFTEST_STAGE, "boot")
-                selftests = timed(KSELFTEST_STAGE, stages, lambda: stage_kselftest(request, opts),
-                                  f"targets {', '.join(request.targets())}")
-            target = boot_target(prep, kbuild, opts, argv, selftests)
+                selftests = KselftestCollection(request)
+                timed(KSELFTEST_STAGE, stages,
+                                lambda: selftests.prepare(opts.results / "kselftest-build.log"),
+                                f"targets {', '.join(request.targets())}")
+                collections.append(selftests)
+            target = boot_target(prep, kbuild, opts, argv, tuple(collections))
             try:
                 judged = run_on(target, stages, argv is None, opts.select, opts.timeout)
             finally:

@@ -35,7 +35,8 @@ from .outcome import StageResult
 from .results import rotate
 from .report import report
 from .summary import Summary
-from .target import KunitRequest, Ran, record_interrupt, record_run_error, run_on, timed
+from .collection import TestCollection
+from .target import Ran, record_interrupt, record_run_error, run_on, timed
 
 PROJECT = Path(__file__).resolve().parent.parent
 # Pure-Python packages the suite imports on the target, shipped from here.
@@ -282,8 +283,7 @@ class SshTarget:
     setup_stages: tuple[str, ...] = ("connect", "upload")
     # The machine booted before the run: its boot-time KUnit output is not
     # in the dmesg the run adds.
-    kunit: KunitRequest | None = None
-    kselftest: None = None              # kselftests run on the VM target only
+    collections: tuple[TestCollection, ...] = ()   # none yet: KUnit and kselftests run on the VM target only
     properties: dict[str, str] = field(default_factory=dict)
     client: paramiko.SSHClient | None = None
     remote_dir: str = ""                # checked against REMOTE_DIR before it is used

@@ -24,7 +24,7 @@ def report(results: Path, stages: list[StageResult], expected: tuple[str, ...], 
     stages = stages + [StageResult(name, SKIPPED, 0.0, "not reached") for name in expected if name not in done]
     xml = build_junit(stages, judged.splats if judged else [], judged.scanned if judged else False, properties,
                       judged.guest_junit if judged else None, judged.unscanned if judged else "",
-                      judged.kernel_suites() if judged else ())
+                      judged.collected if judged else ())
     write_junit(xml, results / "junit.xml")
     summary = summarize(xml)
     write_json(summary, results / "summary.json")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NoReturn, Protocol, TypeVar
 
-from . import kselftest, kunit
+from .collection import TestCollection
 from .console import Splat, scan
 from .errors import HarnessError, as_harness_error
 from .guest_verdict import judge_guest
@@ -50,8 +50,7 @@ class Ran:
 class Target(Protocol):
     stage: str                      # the stage that runs the command: "boot", "remote"
     setup_stages: tuple[str, ...]   # stages open() records before it
-    kunit: KunitRequest | None      # KUnit suites to read from the kernel log, if it holds the boot
-    kselftest: KselftestRun | None  # kselftest targets the command runs after the suite
+    collections: tuple[TestCollection, ...]   # the kernel's own tests, beside the suite (harness/collection.py)
 
     def open(self, stages: list[StageResult]) -> None:
         """Set up; records its set-up stages, raises after a failed one."""
@@ -65,33 +64,13 @@ class Target(Protocol):
 
 
 @dataclass(frozen=True)
-class KunitRequest:
-    """KUnit results to read from a boot's kernel log: the tree whose
-    tools/testing/kunit parses them, and the suites that must be there."""
-    tree: Path
-    expected: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class KselftestRun:
-    """kselftest targets asked for, and what of them the host built."""
-    request: kselftest.KselftestRequest
-    installed: kselftest.Installed
-
-
-@dataclass(frozen=True)
 class Judged:
     ran: Ran | None
     splats: list[Splat]
     scanned: bool                   # the kernel log was read and scanned
     unscanned: str                  # why not, when it was not ("" for an untrusted run)
     guest_junit: Path | None        # the guest testcases to report, when the guest stage trusts them
-    kunit: list = field(default_factory=list)   # JUnit suites of the KUnit results (harness.kunit)
-    kselftest: list = field(default_factory=list)   # JUnit suites of the kselftest targets (harness.kselftest)
-
-    def kernel_suites(self) -> list:
-        """The kernel's own test collections, beside the guest suite."""
-        return [*self.kunit, *self.kselftest]
+    collected: list = field(default_factory=list)   # JUnit suites of the test collections (KUnit, kselftests)
 
 
 def fail_stage(name: str, stages: list[StageResult], start: float, exc: Exception) -> NoReturn:
@@ -162,10 +141,9 @@ def judge_run(stage: str, ran: Ran, timeout: float, suite: bool) -> StageResult:
 
 
 def judge(stage: str, ran: Ran, stages: list[StageResult], suite: bool, select: str | None,
-          timeout: float, kunit_request: KunitRequest | None = None,
-          kselftest_run: KselftestRun | None = None) -> Judged:
-    """The run stage, the splat scan, the KUnit results of the boot and (for
-    the suite) the guest stage and the kselftest targets run after it."""
+          timeout: float, collections: tuple[TestCollection, ...] = ()) -> Judged:
+    """The run stage, the splat scan, (for the suite) the guest stage, and
+    the suites of the test collections."""
     run = judge_run(stage, ran, timeout, suite)
     stages.append(run)
     if ran.untrusted:
@@ -180,19 +158,8 @@ def judge(stage: str, ran: Ran, stages: list[StageResult], suite: bool, select: 
                                      panicked=any(s.kind == "panic" for s in splats))
         stages.append(guest)
         junit = ran.junit if trusted else None
-    suites = []
-    if kunit_request is not None and ran.kernel_log is not None:
-        # A kernel that did not boot to the command may not have got as
-        # far as its KUnit tests: what it printed counts, nothing is missed.
-        suites = kunit.parse(ran.kernel_log, kunit_request.tree,
-                             kunit_request.expected if run.status == PASSED else ())
-    selftests = []
-    if suite and kselftest_run is not None:
-        # Their output must be there once the command returned a status;
-        # a run cut earlier shows what it got to.
-        selftests = kselftest.parse(kselftest_run.request, kselftest_run.installed,
-                                    reached=run.status == PASSED and ran.status is not None)
-    return Judged(ran, splats, scanned, unscanned, junit, suites, selftests)
+    collected = [s for c in collections for s in c.suites(ran, reached=run.status == PASSED)]
+    return Judged(ran, splats, scanned, unscanned, junit, collected)
 
 
 def run_on(target: Target, stages: list[StageResult], suite: bool, select: str | None, timeout: float) -> Judged:
@@ -202,7 +169,7 @@ def run_on(target: Target, stages: list[StageResult], suite: bool, select: str |
         ran = timed_run(target, stages, suite, timeout)
     finally:
         target.close()
-    return judge(target.stage, ran, stages, suite, select, timeout, target.kunit, target.kselftest)
+    return judge(target.stage, ran, stages, suite, select, timeout, target.collections)
 
 
 def timed_run(target: Target, stages: list[StageResult], suite: bool, timeout: float) -> Ran:

@@ -18,8 +18,8 @@ from .guest import GUEST_JUNIT, GuestSuite, guest_env, in_project, prebuild_prog
 from .identity import KernelIdentity, console_banners, parse_banner
 from .outcome import StageResult
 from .profile import Profile
-from .kselftest import after_suite
-from .target import KselftestRun, KunitRequest, Ran
+from .collection import TestCollection, after_suite
+from .target import Ran
 from .vm import COMMAND_LINE_SIZE, VNG_NO_STATUS, VmSpec, cut_command_line, run_vm
 
 CONSOLE_TAIL_LINES = 40
@@ -54,8 +54,7 @@ class VmTarget:
     choose: Callable[[], AccelChoice]   # the accelerator (may probe KVM with a short boot)
     built: KernelIdentity = KernelIdentity()
     built_banner: str = ""
-    kunit: KunitRequest | None = None    # the series' KUnit suites, run by the kernel at boot
-    kselftest: KselftestRun | None = None   # kselftest targets, run after the suite
+    collections: tuple[TestCollection, ...] = ()   # KUnit at boot, kselftests after the suite
     stage: str = "boot"
     setup_stages: tuple[str, ...] = ()
     choice: AccelChoice | None = None
@@ -71,9 +70,7 @@ class VmTarget:
         results = self.suite.results
         if suite:
             warm_bytecode(self.project)
-            command = pytest_command(prebuild_programs(self.suite))
-            if self.kselftest is not None:
-                command = after_suite(command, self.kselftest.request, self.kselftest.installed)
+            command = after_suite(pytest_command(prebuild_programs(self.suite)), self.collections)
         else:
             command = in_project(Path.cwd(), self.argv or [], guest_env(self.suite))
         spec = VmSpec(self.image, self.profile, self.choice.accel, command, rwdirs=(results,), cwd=self.project)

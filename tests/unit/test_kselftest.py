@@ -15,6 +15,8 @@ import pytest
 from junitparser import Error, Failure, Skipped
 
 from harness import kselftest
+from harness.collection import KselftestCollection, KunitCollection, after_suite
+from harness.errors import HarnessError
 from harness.kselftest import Installed, KselftestRequest, SeriesTarget
 
 DATA = Path(__file__).parent / "data" / "kselftest"
@@ -133,9 +135,13 @@ def test_the_kernels_config_decides_whether_a_skip_fails(tmp_path, tree):
 
 def test_a_series_lists_its_targets(tmp_path):
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "kselftest").write_text("# comment\ntask_isolation CONFIG_TASK_ISOLATION\n\nother\n")
+    (tmp_path / "a" / "kselftest").write_text("# comment\ntask_isolation CONFIG_TASK_ISOLATION\n\nother CONFIG_X\n")
     assert kselftest.series_targets([("a", tmp_path / "a"), ("b", tmp_path / "b")]) == (
-        SeriesTarget("task_isolation", "CONFIG_TASK_ISOLATION", "a"), SeriesTarget("other", "", "a"))
+        SeriesTarget("task_isolation", "CONFIG_TASK_ISOLATION", "a"), SeriesTarget("other", "CONFIG_X", "a"))
+    # Without the option that gates it, a skip could never be judged
+    (tmp_path / "a" / "kselftest").write_text("task_isolation\n")
+    with pytest.raises(HarnessError, match="kselftest:1: 'task_isolation': each line names a target and the option"):
+        kselftest.series_targets([("a", tmp_path / "a")])
     project = Path(__file__).resolve().parents[2] / "patches"
     assert [t.name for t in kselftest.series_targets([(n, project / n) for n in ("task-isolation", "block-interf")])] \
         == ["task_isolation", "block_interf"]
@@ -161,9 +167,73 @@ def test_the_command_keeps_the_suites_status_and_writes_each_output(tmp_path):
     runner.write_text("#!/bin/sh\necho 'TAP version 13'\necho '1..1'\necho 'ok 1 selftests: demo: t'\n")
     runner.chmod(0o755)
     before = Path("/dev/stdout").readlink() if Path("/dev/stdout").is_symlink() else None
-    command = kselftest.after_suite("sh -c 'exit 3'", req, Installed(("demo",)))
+    command = after_suite("sh -c 'exit 3'", (KselftestCollection(req, Installed(("demo",))),))
     res = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
     assert res.returncode == 3, res.stderr
     assert req.output("demo").read_text().splitlines()[-1] == "ok 1 selftests: demo: t"
     assert (Path("/dev/stdout").readlink() if Path("/dev/stdout").is_symlink() else None) == before
-    assert kselftest.after_suite("PYTEST", req, Installed(())) == "PYTEST"
+    assert after_suite("PYTEST", (KselftestCollection(req), KunitCollection(Path("/t")))) == "PYTEST"
+
+
+def test_kselftest_h_results_without_a_name_are_kept(tree):
+    """timers' programs (kselftest.h) print "ok 3 # SKIP CLOCK_MONOTONIC_RAW":
+    no name, which the KTAP parser alone would drop."""
+    got = results(parse("timers.tap", tree, target="timers"))
+    assert got["nanosleep/CLOCK_MONOTONIC_RAW"] == ("Skipped", "CLOCK_MONOTONIC_RAW")
+    skipped = [n for n, (k, _) in got.items() if k == "Skipped"]
+    assert len(skipped) >= 8, skipped
+    # ...and a series target's such skip, with its option set, fails
+    text = (DATA / "timers.tap").read_text()
+    strict = results(kselftest.parse_output(text, "timers", tree, option_set="CONFIG_X=y"))
+    assert strict["nanosleep/CLOCK_MONOTONIC_RAW"][0] == "Failure"
+
+
+def test_the_upstream_targets_as_they_ran_here(tree):
+    hotplug = results(parse("cpu-hotplug.tap", tree, target="cpu-hotplug"))
+    assert hotplug == {"cpu-on-off-test.sh": ("passed", "")}
+    prctl = results(parse("prctl.tap", tree, target="prctl"))
+    assert prctl["set-anon-vma-name-test/vma.renaming"][0] == "Failure"
+    assert prctl["set-process-name/global.rename_process"] == ("passed", "")
+    assert prctl["disable-tsc-test"] == ("passed", "")
+
+
+def test_output_cut_by_a_kernel_panic_is_the_kernels_failure(tree):
+    text = (DATA / "task_isolation-pass.tap").read_text()
+    cut = text[:text.index("# ok 7 ")]
+    got = results(kselftest.parse_output(cut, "task_isolation", tree, series=True,
+                                         crashed="Kernel panic - not syncing: Fatal exception"))
+    assert got["task_isolation_test"] == ("Failure", "task_isolation_test: the output ended before its result: "
+                                                     "Kernel panic - not syncing: Fatal exception")
+    assert kselftest.kernel_died(True, "") == "the guest hung and was killed by the watchdog"
+    assert kselftest.kernel_died(False, "x\n[ 1.0] Kernel panic - not syncing: Fatal exception\n") == \
+        "Kernel panic - not syncing: Fatal exception"
+    assert kselftest.kernel_died(False, None) == ""
+
+
+def test_a_plan_cut_short_fails_even_when_the_program_exits_0(tree):
+    text = (DATA / "task_isolation-pass.tap").read_text()
+    start, end = text.index("# ok 7 "), text.index("# # PASSED")
+    got = results(kselftest.parse_output(text[:start] + text[end:], "task_isolation", tree, series=True))
+    assert got["task_isolation_test"] == ("Failure", "task_isolation_test: its results stopped before its plan's end")
+
+
+def test_the_runners_own_plan_counts_its_programs(tree):
+    """A runner that stops after its first program (killed) leaves the
+    others unreported: never a pass."""
+    text = (DATA / "prctl.tap").read_text()
+    first = text[:text.index("# selftests: prctl: disable-tsc-on-off-stress-test")]
+    got = results(kselftest.parse_output(first, "prctl", tree))
+    assert got["(run)"] == ("Error", "kselftest prctl: 4 of its 5 programs never started (the runner stopped)")
+
+
+def test_a_result_glued_to_an_unfinished_line_is_still_read(tree):
+    text = ("TAP version 13\n1..1\n# selftests: demo: p\n# partial"
+            "not ok 1 selftests: demo: p # exit=1\n")
+    got = results(kselftest.parse_output(text, "demo", tree))
+    assert got == {"p": ("Failure", "p: exit=1")}
+
+
+def test_programs_of_a_nested_collection_keep_its_name(tree):
+    text = ("TAP version 13\n1..2\n# selftests: net: p\nok 1 selftests: net: p\n"
+            "# selftests: net/forwarding: p\nok 2 selftests: net/forwarding: p\n")
+    assert set(results(kselftest.parse_output(text, "net", tree))) == {"p", "net/forwarding:p"}

@@ -78,4 +78,4 @@ def test_parse_re_judges_saved_ktap(tree, tmp_path, capsys):
                  "block_interf", "--results", str(tmp_path / "r")]) == 2
     assert main(["parse", str(DATA / "console-clean.log"), "--kunit-suite", "x",
                  "--results", str(tmp_path / "r")]) == 2
-    assert "--kunit-suite needs --kunit-tree" in capsys.readouterr().err
+    assert "--kunit-suite and --kselftest-dir need --kunit-tree" in capsys.readouterr().err

@@ -12,7 +12,8 @@ from test_guest_verdict import PASSING
 from harness import bisect
 from harness.outcome import ERROR, FAILED, MISSED, PASSED, StageResult
 from harness.report import report
-from harness.target import INTERRUPTED, KunitRequest, Ran, judge, run_on
+from harness.collection import KunitCollection
+from harness.target import INTERRUPTED, Ran, judge, run_on
 
 DATA = Path(__file__).parent / "data"
 
@@ -34,8 +35,7 @@ class Recorded:
 
     stage = "remote"
     setup_stages = ("connect",)
-    kunit = None
-    kselftest = None
+    collections = ()
 
     def __init__(self, result: Ran | BaseException):
         self.result = result
@@ -125,6 +125,6 @@ def test_a_kernel_that_died_before_its_kunit_tests_fails_it_is_no_missing_suite(
     stages: list[StageResult] = []
     panic = (DATA / "console-panic.log").read_text()
     judged = judge("boot", ran(tmp_path, status=None, junit=None, kernel_log=panic, reached_command=False),
-                   stages, True, None, 60, KunitRequest(tmp_path, ("block_interf",)))
-    assert stages[-1].status == FAILED and judged.kunit == []
+                   stages, True, None, 60, (KunitCollection(tmp_path, ("block_interf",)),))
+    assert stages[-1].status == FAILED and judged.collected == []
     assert report(tmp_path / "r", stages, (), judged, {}).exit_status == 1
