@@ -35,7 +35,7 @@ def parse(name: str, tree: Path, **kw):
 def test_the_series_selftests_pass_case_by_case(tree):
     ti = results(parse("task_isolation-pass.tap", tree, series=True))
     bi = results(parse("block_interf-pass.tap", tree, target="block_interf", series=True))
-    assert len(ti) == 14 and len(bi) == 7
+    assert len(ti) == 14 and len(bi) == 8
     assert set(v[0] for v in [*ti.values(), *bi.values()]) == {"passed"}
     assert "task_isolation_test/isol.quiesce_is_seen_from_another_cpu" in ti
     assert "block_interf_test/block_interf.mtrr_change_is_eperm" in bi
