@@ -1,8 +1,9 @@
 """kselftest targets (harness/kselftest.py): what is built, the command the
 guest runs, and the TAP output read back with the kernel's own KTAP
 parser, on outputs recorded from real runs: the series' selftests passing in
-a guest, one failing on a mutant (02: a refused PR_ISOL_CTRL_SET
-deactivates), the task isolation selftest on a kernel without the series
+a guest, failing on mutants (02: a refused PR_ISOL_CTRL_SET deactivates;
+01: PR_ISOL_SET applies known bits first; 20: the mask writable without
+CAP_SYS_ADMIN), the upstream targets cpu-hotplug, prctl and timers, the task isolation selftest on a kernel without the series
 (every test skips), an output whose programs' lines were lost (the guest's
 /dev/stdout is virtme-ng's console), and the runner's own timeout."""
 
@@ -48,6 +49,19 @@ def test_a_failing_case_fails_with_its_assertion(tree):
     # The program's exit status is explained by its failing case: no second failure.
     assert "task_isolation_test" not in got
     assert sum(1 for k, _ in got.values() if k == "passed") == 13
+
+
+@pytest.mark.parametrize("data, target, case", [
+    ("block_interf-mutant-20.tap", "block_interf", "block_interf_test/block_interf.writing_needs_cap_sys_admin"),
+    ("task_isolation-mutant-01.tap", "task_isolation", "task_isolation_test/isol.set_refuses_unknown_bits_and_features"),
+])
+def test_the_selftests_fail_on_the_mutants_that_break_them(tree, data, target, case):
+    """Mutant 20 (the mask writable without CAP_SYS_ADMIN) and mutant 01
+    (PR_ISOL_SET applies the known bits before refusing): the series'
+    selftests, run in those guests, fail in the case that checks the rule."""
+    got = results(parse(data, tree, target=target, series=True))
+    failed = {n for n, (k, _) in got.items() if k != "passed"}
+    assert failed == {case}, got
 
 
 def test_a_series_target_skipped_with_its_option_set_is_a_failure(tree):
