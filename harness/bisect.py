@@ -87,17 +87,30 @@ def _subject(repo: Path, commit: str) -> str:
     return g.git(repo, "log", "-1", "--format=%s", commit).strip()
 
 
-def classify(exit_status: int, failed_stages: list[str]) -> tuple[int, str]:
-    """A check's outcome as a git bisect run verdict."""
+def classify(exit_status: int, failed_stages: list[str], why: str = "") -> tuple[int, str]:
+    """A check's outcome as a git bisect run verdict; ``why``: what the
+    check's first error says, for an abort."""
     if exit_status == EXIT_OK:
         return GOOD, "passed"
     if exit_status == EXIT_ERROR:
         # Not a verdict on the commit: skipping would let a broken
         # environment skip every commit left. The bisect stops.
-        return ABORT, "the harness or its environment failed, not the kernel: bisect stopped"
+        return ABORT, ("the harness or its environment failed, not the kernel: bisect stopped"
+                       + (f" ({why})" if why else ""))
     if any(s in ("prepare", "config", "build") for s in failed_stages):
         return SKIP, "the kernel does not build at this commit"
     return BAD, "failed: " + ", ".join(failed_stages) if failed_stages else "failed"
+
+
+def first_error(summary) -> str:
+    """The first stage or testcase that is an ERROR or a MISS, with its
+    message: what stopped the step."""
+    rows = [*summary.stages, *summary.console, *summary.guest]
+    row = next((r for r in rows if r.status in (ERROR, MISSED)), None)
+    if row is None:
+        return ""
+    message = row.message.splitlines()[0][:200] if row.message else ""
+    return f"{row.name}: {message}" if message else row.name
 
 
 def run_step(work: Path, commit: str | None = None) -> tuple[int, list[Step]]:
@@ -126,7 +139,7 @@ def run_step(work: Path, commit: str | None = None) -> tuple[int, list[Step]]:
         failed += [f"{c.name}" for c in summary.guest if c.status == FAILED][:5]
         if any(c.status == FAILED for c in summary.console):
             failed.append("kernel splat")
-        verdict, reason = classify(summary.exit_status, failed)
+        verdict, reason = classify(summary.exit_status, failed, first_error(summary))
         if verdict == GOOD and attempt > 1:
             reason = f"passed on try {attempt} after {attempt - 1} failure(s): flaky, counted good"
         steps.append(Step(commit, subject, attempt, _NAMES[verdict], reason,
@@ -212,7 +225,10 @@ def _bisect_locked(opts: RunOptions, work: Path, ksrc: Path, good: str, bad: str
         if verdict != BAD:
             raise HarnessError(f"--bad {bad[:12]} does not fail (verdict: {_NAMES[verdict]}); nothing to bisect",
                                hint=f"see the step logs in {work / 'steps'}")
-        verdict, _ = run_step(work, good)
+        verdict, steps = run_step(work, good)
+        if verdict == ABORT:
+            raise HarnessError(f"--good {good[:12]} could not be tested: {steps[-1].reason if steps else 'aborted'}",
+                               hint=f"step logs in {work / 'steps'}")
         if verdict != GOOD:
             raise HarnessError(f"--good {good[:12]} does not pass (verdict: {_NAMES[verdict]})",
                                hint=f"pick an older good commit; step logs in {work / 'steps'}")
@@ -223,8 +239,10 @@ def _bisect_locked(opts: RunOptions, work: Path, ksrc: Path, good: str, bad: str
     if result.first_bad is not None or result.candidates:
         g.git(repo, "bisect", "reset")
     elif returncode != 0:
-        raise HarnessError("git bisect run stopped without an answer (a step aborted); run the same command "
-                           "again to resume", detail=output[-2000:])
+        steps = read_steps(work)
+        why = f": {steps[-1].commit[:12]} {steps[-1].reason}" if steps and steps[-1].verdict == "abort" else ""
+        raise HarnessError(f"git bisect run stopped without an answer (a step aborted{why}); run the same "
+                           f"command again to resume", detail=output[-2000:])
     return result
 
 

@@ -208,14 +208,16 @@ class RunResult:
 
 
 def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = False,
-          after_config: Callable[[Prepared, KernelConfig], list[StageResult]] | None = None) -> RunResult:
+          after_config: Callable[[Prepared, KernelConfig, list[StageResult]], None] | None = None) -> RunResult:
     """The whole pipeline. Always writes junit.xml, summary.json and prints
     the summary; the caller exits with summary.exit_status.
 
     ``argv`` runs that command in the guest instead of the test suite;
     ``boot_only`` boots the kernel built last instead of configuring and
     building; ``after_config`` adds stages of its own between config and
-    build (``isolharness series``: checkpatch and a build per patch)."""
+    build (``isolharness series``: checkpatch and a build per patch), to
+    the run's list as each ends, so that one the environment stopped
+    keeps those before it."""
     opts.results = opts.results.resolve()
     validate(opts)
     rotate(opts.results)
@@ -240,7 +242,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
                 kcfg = timed("config", stages, lambda: stage_config(prep, opts))
                 props["config_hash"] = kcfg.config_hash[:16]
                 if after_config is not None:
-                    stages.extend(after_config(prep, kcfg))
+                    after_config(prep, kcfg, stages)
                 kbuild = timed("build", stages, lambda: stage_build(prep, kcfg, opts))
             props.update(kbuild.identity.properties("built"), **kbuild.properties())
             collections: list[TestCollection] = [KunitCollection(prep.tree.path, kunit_expected(prep, kbuild, opts))]

@@ -76,10 +76,10 @@ def run_series(opts: RunOptions, spec: str, baseline: Path | None) -> int:
     previous = load_summary_json(baseline) if baseline is not None else None
     resolve_input(spec, opts)
 
-    def per_patch(prep: Prepared, kcfg: KernelConfig) -> list[StageResult]:
-        return (check_series(prep.tree.path, list(prep.series))
-                + build_each(prep.tree, kcfg, prep.cache, opts.results, opts.jobs,
-                           remote_setting(opts.ccache_remote)))
+    def per_patch(prep: Prepared, kcfg: KernelConfig, stages: list[StageResult]) -> None:
+        stages.extend(check_series(prep.tree.path, list(prep.series)))
+        build_each(prep.tree, kcfg, prep.cache, opts.results, opts.jobs, remote_setting(opts.ccache_remote),
+                   stages)
 
     run = check(opts, after_config=per_patch)
     status = run.summary.exit_status

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import git as g
 from .apply import AppliedTree
 from .build import build_kernel
-from .errors import BuildError
+from .errors import BuildError, HarnessError
 from .kconfig import KernelConfig
 from .outcome import FAILED, PASSED, StageResult
 
@@ -45,12 +45,15 @@ def series_commits(tree: AppliedTree) -> list[SeriesCommit]:
 
 
 def build_each(tree: AppliedTree, kcfg: KernelConfig, cache: Path, results: Path,
-               jobs: int | None, remote: str = "") -> list[StageResult]:
-    """One StageResult per commit: passed if the kernel builds there."""
+               jobs: int | None, remote: str, stages: list[StageResult]) -> None:
+    """One StageResult per commit, appended to ``stages`` as each ends:
+    passed if the kernel builds there, failed if it does not. A build the
+    environment stopped (no space, a read-only file system) is recorded
+    as such and ends the walk, its error raised: the commits after it are
+    not judged."""
     commits = series_commits(tree)
     config = kcfg.build_dir / ".config"
     saved = config.read_bytes()
-    stages: list[StageResult] = []
     try:
         for c in commits:
             print(f"series: building after patch {c.label}: {c.subject}", flush=True)
@@ -66,8 +69,11 @@ def build_each(tree: AppliedTree, kcfg: KernelConfig, cache: Path, results: Path
                                           f"{c.subject}: the kernel does not build after this patch",
                                           exc.render()))
                 continue
+            except HarnessError as exc:
+                stages.append(StageResult(name, exc.status, time.monotonic() - start,
+                                          f"{c.subject}: {exc.message}", exc.render()))
+                raise
             stages.append(StageResult(name, PASSED, time.monotonic() - start, c.subject))
     finally:
         g.git(tree.path, "checkout", "-q", "-f", "--detach", tree.head_commit)
         config.write_bytes(saved)
-    return stages

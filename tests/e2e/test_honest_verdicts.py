@@ -175,3 +175,80 @@ def test_a_guest_suite_that_did_not_finish_honestly_is_an_error(results_root, de
     assert message in msg, msg
     assert "verdict: ERROR" in run.output and not guest_cases(run)
     assert run.cases()["isolharness.stages::boot"].result == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_no_space_in_a_series_walk_is_the_environments_fault_and_keeps_the_steps(tmp_path, results_root):
+    """`isolharness series`: the build after a patch runs out of space (a
+    full tmpfs over the objects the patch rebuilds). Not the patch's fault:
+    exit 2, the step recorded as a MISS saying so, the checkpatch stage
+    before it kept, and the worktree back at the top of the series."""
+    from conftest import git
+
+    prep = run_cli(["prepare", "--series", "none"], results_root / "nospc-prepare")
+    assert prep.rc == 0, prep.output
+    base_tree = Path(prep.output.split(" tree ", 1)[1].split(" at ", 1)[0])
+    repo = tmp_path / "repo"
+    (repo / "kernel" / "time").mkdir(parents=True)
+    original = git(base_tree, "show", "HEAD:kernel/time/time.c")
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "kernel/time/time.c").write_text(original)
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    (repo / "kernel/time/time.c").write_text(original + "\n/* isolharness e2e: no space */\n")
+    git(repo, "commit", "-q", "-s", "-a", "-m", "time: add a comment", "-m", "Rebuilds kernel/time/time.o.")
+    mbox = tmp_path / "e2e-nospc.mbox"
+    mbox.write_text(git(repo, "format-patch", "--stdout", "HEAD~1..HEAD"))
+
+    config = run_cli(["config", "--series", str(mbox)], tmp_path / "config")
+    assert config.rc == 0, config.output
+    from harness.cache import cache_dir
+
+    [bdir] = (cache_dir() / "work").glob("*-e2e-nospc/build/base+isolation")
+    target = bdir / "kernel" / "time"
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(target)], check=True)
+    try:
+        run = run_cli(["series", str(mbox), "-k", "smoke"], tmp_path / "series")
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert run.rc == 2, run.output
+    cases = run.cases()
+    assert cases["isolharness.stages::checkpatch 01/01"].result == [], run.output
+    step = stage_error(run, "builds after 01/01")
+    assert "no space left on the device" in step and step.startswith("time: add a comment"), step
+    assert "isolharness.stages::build" not in cases or cases["isolharness.stages::build"].result, cases
+    assert "verdict: MISS" in run.output
+    [tree] = (cache_dir() / "work").glob("*-e2e-nospc/src")
+    assert git(tree, "log", "-1", "--format=%s") == "time: add a comment\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root")
+def test_a_bisect_whose_environment_fails_stops_and_says_why(tmp_path, results_root):
+    """The steps' results directory is on a read-only file system: no step
+    can test anything. The bisect stops (exit 2) naming the fault; it does
+    not skip or mark commits."""
+    from conftest import git, user_tree
+    from harness.bisect import workdir
+    from harness.cache import cache_dir
+
+    user = user_tree("bisect-rofs", "rofs", results_root)
+    for n in (1, 2):
+        (user / "kernel" / "sys.c").write_text((user / "kernel" / "sys.c").read_text() + f"\n/* e2e rofs {n} */\n")
+        git(user, "commit", "-q", "-a", "-m", f"sys: harmless comment {n}")
+    good, bad = git(user, "rev-parse", "HEAD~2").strip(), git(user, "rev-parse", "HEAD").strip()
+    work = workdir(cache_dir(), user.resolve(), good, bad)
+    steps = work / "steps"
+    steps.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(steps)], check=True)
+    try:
+        run = run_cli(["bisect", "--ksrc", str(user), "--good", good, "--bad", bad, "-k", "smoke"],
+                      tmp_path / "bisect")
+    finally:
+        subprocess.run(["umount", str(steps)], check=True)
+    assert run.rc == 2, run.output
+    assert "read-only" in run.output, run.output
+    assert "first bad commit" not in run.output
+    # No commit was judged: nothing logged good, bad or skipped.
+    logged = (work / "steps.jsonl").read_text().splitlines() if (work / "steps.jsonl").is_file() else []
+    assert not [line for line in logged if any(f'"verdict": "{v}"' in line for v in ("good", "bad", "skip"))], logged

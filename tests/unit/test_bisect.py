@@ -81,3 +81,17 @@ def test_step_ignores_the_repository_git_bisect_run_exports(tmp_path, monkeypatc
     monkeypatch.setenv("GIT_DIR", str(other / ".git"))
     g.scrub_repo_env()
     assert g.git(repo, "log", "-1", "--format=%s").strip() == "c1"
+
+
+def test_an_abort_says_what_stopped_the_step():
+    from harness.summary import CaseSummary, Summary
+    from harness.bisect import first_error
+
+    stages = [CaseSummary("isolharness.stages", "prepare", "passed", 1.0, ""),
+              CaseSummary("isolharness.stages", "build", "missed", 2.0, "no space left on the device: kernel build stopped\nmore")]
+    summary = Summary({}, stages, [], [], 2, {}, "MISS")
+    assert first_error(summary) == "build: no space left on the device: kernel build stopped"
+    verdict, reason = classify(2, ["build"], first_error(summary))
+    assert reason == ("the harness or its environment failed, not the kernel: bisect stopped "
+                      "(build: no space left on the device: kernel build stopped)")
+    assert first_error(Summary({}, stages[:1], [], [], 0, {}, "PASS")) == ""
