@@ -22,7 +22,9 @@ APT_PACKAGES = sorted({pkg for _, pkg in TOOLS}
                          # the SSH target's tests run an OpenSSH server on the loopback address
                          "openssh-server", "openssh-client",
                          # the remote ccache test runs a Redis server on the loopback address
-                         "redis-server"})
+                         "redis-server",
+                         # the bisect test runs git in a German locale it compiles (localedef)
+                         "locales"})
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ runs them all, records a StageResult for each (a stage not reached is
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -197,6 +198,14 @@ def validate(opts: RunOptions) -> None:
             raise HarnessError(str(exc)) from None
 
 
+def inject_harness_bug() -> None:
+    """The e2e fault matrix's bug of the harness (ISOLHARNESS_FAULT=harness-bug,
+    tests/e2e/test_honest_verdicts.py): an exception no stage expects, between
+    stages, which must still end in a report and exit 2."""
+    if os.environ.get("ISOLHARNESS_FAULT") == "harness-bug":
+        raise RuntimeError("injected (ISOLHARNESS_FAULT=harness-bug)")
+
+
 ALL_STAGES = ("prepare", "config", "build", "boot")
 KSELFTEST_STAGE = "kselftest"
 
@@ -234,6 +243,7 @@ def check(opts: RunOptions, argv: list[str] | None = None, boot_only: bool = Fal
         props.update(kernel_base=f"{prep.source.description} ({prep.source.base_commit[:12]})",
                      series=series_set_key(list(prep.series)), series_hash=prep.tree.series_hash[:16],
                      head_commit=prep.tree.head_commit)
+        inject_harness_bug()
         with hold:
             if boot_only:
                 stages.append(StageResult("config", SKIPPED, 0.0, "boot only"))

@@ -17,6 +17,22 @@ from conftest import ISOLHARNESS, PROJECT, git, qemu_processes, run_cli, user_tr
 CAP_CHECK = "\tif (!capable(CAP_SYS_ADMIN))\n\t\treturn -EPERM;\n\n"
 
 
+def german(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose locale is German: de_DE.UTF-8,
+    compiled into tmp_path (the system's locale archive is left alone);
+    checked to make git speak German."""
+    import os
+
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(locales / "de_DE.UTF-8")], check=True,
+                   capture_output=True)
+    env = {**os.environ, "LOCPATH": str(locales), "LANG": "de_DE.UTF-8", "LC_ALL": "de_DE.UTF-8"}
+    said = subprocess.run(["git", "bisect", "log"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert "Kein Git-Repository" in said.stderr, said.stderr   # English: "not a git repository"
+    return env
+
+
 def snapshot(repo: Path) -> dict[str, str]:
     git_dir = Path(git(repo, "rev-parse", "--absolute-git-dir").strip())
     return {"head": git(repo, "rev-parse", "HEAD"), "branch": git(repo, "symbolic-ref", "-q", "HEAD"),
@@ -74,7 +90,9 @@ def test_bisect_names_the_breaking_commit_and_leaves_the_tree_alone(tmp_path, re
     time.sleep(10)
     assert not qemu_processes(), "a guest outlived the SIGTERMed bisect"
 
-    run = run_cli(["bisect", *args], results_root / "bisect")
+    # Resumed in a German locale: git's messages change language, its
+    # answer must still be read (the harness runs git in the C locale).
+    run = run_cli(["bisect", *args], results_root / "bisect", env=german(tmp_path))
     assert run.rc == 0, run.output
     assert "bisect: resuming in" in run.output
     assert f"first bad commit: {breaking} cpu: let anyone write block_interf" in run.output

@@ -252,3 +252,19 @@ def test_a_bisect_whose_environment_fails_stops_and_says_why(tmp_path, results_r
     # No commit was judged: nothing logged good, bad or skipped.
     logged = (work / "steps.jsonl").read_text().splitlines() if (work / "steps.jsonl").is_file() else []
     assert not [line for line in logged if any(f'"verdict": "{v}"' in line for v in ("good", "bad", "skip"))], logged
+
+
+def test_a_bug_of_the_harness_still_ends_in_a_report_and_exit_2(tmp_path):
+    """An exception no stage expects (injected between prepare and config):
+    the run writes its report, names the bug with its traceback, and exits
+    2, never 1 (which would blame the kernel) nor a bare traceback."""
+    run = run_cli(["check", "--series", "none", "-k", "smoke"], tmp_path / "r",
+                  env={**os.environ, "ISOLHARNESS_FAULT": "harness-bug"})
+    assert run.rc == 2, run.output
+    assert "internal error of isolharness: RuntimeError: injected" in run.output
+    assert "Traceback (most recent call last)" in run.output
+    assert "verdict: ERROR" in run.output
+    summary = json.loads((run.results / "summary.json").read_text())
+    stages = {s["name"]: s["status"] for s in summary["stages"]}
+    assert stages["prepare"] == "passed" and stages["harness"] == "error", stages
+    assert summary["exit_status"] == 2
