@@ -214,6 +214,20 @@ def full_stamp(stamp: str) -> str:
     return f"{stamp}:{hashlib.sha256(COMPILER_SCRIPT.encode()).hexdigest()[:12]}"
 
 
+def built_commit(build_dir: Path) -> str | None:
+    """The tree commit the image in ``build_dir`` was built from, as the
+    stamp of its build recorded it; None when no complete build of this
+    image is recorded (a build that failed, was interrupted, or a walk of a
+    series that rebuilt it per patch)."""
+    try:
+        recorded = (build_dir / STAMP).read_text().split()
+    except OSError:
+        return None
+    if len(recorded) != 2 or not (build_dir / IMAGE).is_file() or recorded[1] != _image_id(build_dir):
+        return None
+    return recorded[0].split(":", 1)[0]
+
+
 def _newer_than(tree: Path, stamp_file: Path) -> bool:
     """Whether any file of the tree (outside .git) changed after the stamp:
     what make would find, for a fraction of its cost."""

@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import accel as accel_mod
 from .apply import AppliedTree, apply_series
-from .build import IMAGE, KernelBuild, build_kernel, finished
+from .build import IMAGE, KernelBuild, build_kernel, built_commit, finished
 from .cache import build_path, cache_dir, check_free_space, no_space_hint, retire_old_layout
 from .ccache import check_remote_setting, remote_setting
 from .errors import HarnessError
@@ -125,9 +125,18 @@ def stage_build(prep: Prepared, kcfg: KernelConfig, opts: RunOptions) -> KernelB
 
 
 def existing_build(prep: Prepared, opts: RunOptions) -> KernelBuild:
+    """The kernel built last in the run's build directory, which must be of
+    the commit prepared: the worktree of one history serves every revision,
+    and a kernel of another commit would be reported under this one's name."""
     bdir = build_dir(prep, opts)
     if not (bdir / IMAGE).is_file():
         raise HarnessError(f"no kernel built in {bdir}", hint="run 'isolharness build' (or check) first")
+    commit = built_commit(bdir)
+    if commit != prep.tree.head_commit:
+        what = f"of commit {commit[:12]}" if commit else "of no complete build the harness recorded"
+        raise HarnessError(f"the kernel in {bdir} is {what}, not of {prep.tree.head_commit[:12]}, the commit "
+                           f"prepared: booting it would report it under the wrong name",
+                           hint="build this revision first: 'isolharness build' with the same options")
     return finished(bdir, opts.results / "build.log", 0.0, 0)
 
 

@@ -100,3 +100,12 @@ def test_two_runs_of_one_tree_at_other_revisions_build_and_label_their_own(resul
     for p in props:
         assert p["kernel_build_id"] == p["built_build_id"]
     assert props[0]["built_build_id"] != props[1]["built_build_id"]
+    # The build directory now holds the kernel of the run that waited: booting
+    # it under the other revision's name is refused, before any boot.
+    last = next(i for i, o in enumerate(outs) if "waiting for" in o)
+    other = revs[1 - last]
+    boot = run_cli(["boot", "--ksrc", str(user), "--series", "none", "-k", "smoke", "--rev", other],
+                   results_root / "ident-boot-other")
+    assert boot.rc == 2, boot.output
+    assert f"is of commit {revs[last][:12]}, not of {other[:12]}" in boot.output, boot.output
+    assert "boot: guest" not in boot.output

@@ -53,3 +53,17 @@ def test_any_change_runs_make(built, tmp_path, change):
     with pytest.raises(BuildError):
         build_kernel(tree, bdir, tmp_path / "cache", tmp_path / "build.log", stamp=stamp, trust_stamp=trust)
     assert not (bdir / STAMP).exists()
+
+
+def test_the_commit_an_image_was_built_from(built):
+    """What `isolharness boot` checks before booting the kernel built last:
+    the stamp's commit, for the very image it stamped; nothing otherwise."""
+    from harness.build import built_commit
+
+    _, bdir = built
+    assert built_commit(bdir) == "abc"
+    (bdir / IMAGE).write_bytes(b"another image")       # relinked since: the stamp is not its
+    os.utime(bdir / IMAGE, ns=(1, 1))
+    assert built_commit(bdir) is None
+    (bdir / STAMP).unlink()                             # a build that failed or a series walk
+    assert built_commit(bdir) is None
