@@ -23,6 +23,25 @@ NO_SPLAT_CASE = "no kernel splat on the console"
 INFRA = "infra"
 
 
+def case_of(name: str, classname: str, result=None, message: str = "", text: str = "") -> TestCase:
+    """A testcase, passed or with one ``result`` (Failure, Error, Skipped)."""
+    case = TestCase(name, classname=classname)
+    if result is not None:
+        res = result(message)
+        res.text = text
+        case.result = [res]
+    return case
+
+
+def suite_of(name: str, cases: list[TestCase]) -> TestSuite:
+    """A suite of these testcases, its counts up to date."""
+    suite = TestSuite(name)
+    for case in cases:
+        suite.add_testcase(case)
+    suite.update_statistics()
+    return suite
+
+
 def stage_case(stage: StageResult) -> TestCase:
     case = TestCase(stage.name, classname=STAGES_SUITE, time=round(stage.duration, 3))
     if stage.status == FAILED:
@@ -79,11 +98,7 @@ def build_junit(stages: list[StageResult], splats: list[Splat], scanned: bool,
     xml.add_testsuite(host)
     cases = splat_cases(splats, scanned, unscanned)
     if cases:
-        console = TestSuite(CONSOLE_SUITE)
-        for case in cases:
-            console.add_testcase(case)
-        console.update_statistics()
-        xml.add_testsuite(console)
+        xml.add_testsuite(suite_of(CONSOLE_SUITE, cases))
     for suite in extra:
         xml.add_testsuite(suite)
     if guest_xml is not None and guest_xml.is_file():

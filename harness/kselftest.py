@@ -29,6 +29,7 @@ from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 
 from . import children
 from .errors import ENVIRONMENT_HINT, EnvironmentFault, HarnessError, environment_fault
+from .junit import case_of, suite_of
 from .kunit import PANIC, load_parser
 
 SUITE_PREFIX = "kselftest."
@@ -222,20 +223,11 @@ def _named(line: str) -> str:
 
 
 def _case(target: str, name: str, result=None, message: str = "", text: str = "") -> TestCase:
-    case = TestCase(name, classname=f"{SUITE_PREFIX}{target}")
-    if result is not None:
-        res = result(message)
-        res.text = text
-        case.result = [res]
-    return case
+    return case_of(name, f"{SUITE_PREFIX}{target}", result, message, text)
 
 
 def _suite(target: str, cases: list[TestCase]) -> TestSuite:
-    suite = TestSuite(f"{SUITE_PREFIX}{target}")
-    for case in cases:
-        suite.add_testcase(case)
-    suite.update_statistics()
-    return suite
+    return suite_of(f"{SUITE_PREFIX}{target}", cases)
 
 
 def _failure_line(log: list[str]) -> str:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 
+from .junit import case_of, suite_of
+
 PARSER = Path("tools/testing/kunit/kunit_parser.py")
 SUITE_PREFIX = "kunit."
 LOG_LINES = 40
@@ -74,19 +76,11 @@ def load_parser(tree: Path):
 def _case(suite: str, name: str, message: str, text: str = "", failure: bool = False) -> TestCase:
     """A testcase with one error (the harness could not judge) or, with
     ``failure``, one failure (the kernel's fault: it crashed)."""
-    case = TestCase(name, classname=f"{SUITE_PREFIX}{suite}")
-    res = Failure(message) if failure else Error(message)
-    res.text = text
-    case.result = [res]
-    return case
+    return case_of(name, f"{SUITE_PREFIX}{suite}", Failure if failure else Error, message, text)
 
 
 def _suite(name: str, cases: list[TestCase]) -> TestSuite:
-    suite = TestSuite(f"{SUITE_PREFIX}{name}")
-    for case in cases:
-        suite.add_testcase(case)
-    suite.update_statistics()
-    return suite
+    return suite_of(f"{SUITE_PREFIX}{name}", cases)
 
 
 def _cases(parser, test, classname: str, prefix: str = "") -> list[TestCase]:
