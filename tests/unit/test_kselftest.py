@@ -116,7 +116,8 @@ def test_targets_the_tree_lacks_and_builds_that_fail(tmp_path, tree):
     req = request(tmp_path, tree, upstream=("timers", "cpu-hotplug"))
     installed = Installed((), {"task_isolation": "tools/testing/selftests/task_isolation is not in the tree /t",
                                "timers": "make install failed (exit 2):\nlibfoo missing",
-                               "cpu-hotplug": "tools/testing/selftests/cpu-hotplug is not in the tree /t"})
+                               "cpu-hotplug": "tools/testing/selftests/cpu-hotplug is not in the tree /t"},
+                          absent=("task_isolation", "cpu-hotplug"))
     got = {s.name: results(s) for s in kselftest.parse(req, installed, reached=True)}
     kind, message = got["kselftest.task_isolation"]["(target)"]
     assert kind == "Error" and "of series task-isolation expected but absent" in message
