@@ -27,7 +27,7 @@ from cpulist import cpulist
 from kernel_config import configured_out
 from kstat import vmstat
 from tracing import Trace, kprobe
-from programs import TASK_ISOLATION_UAPI, USERLOOP_DIR, USERLOOP_SOURCES, HeaderMissing, constants, obtain, \
+from programs import DEFERRED_FPUT, TASK_ISOLATION_UAPI, USERLOOP_DIR, USERLOOP_SOURCES, HeaderMissing, constants, obtain, \
     userloop_sample
 
 SERIES = "task-isolation"
@@ -554,68 +554,69 @@ def test_sample_builds_against_installed_headers_and_runs(c, headers):
 
 # ------------------------------------------------ the fold comes last
 
-libc.memfd_create.argtypes = [ctypes.c_char_p, ctypes.c_uint]
+ROUNDS = 3
 
 
-def _deferred_fput_drop(c, cpu: int, n: int) -> tuple[int, int, int]:
-    """An active task on ``cpu`` frees n shmem pages on its way back to user
-    space: munmap() of the last mapping of a closed memfd defers the final
-    fput() to task_work, which runs after the system call's own exit work.
-    The task then spins without a system call while this process, on a
-    housekeeping CPU, reads the global nr_shmem. Returns (drop seen while it
-    spins, drop seen after its next system call, pages it freed)."""
+def _deferred_fput_drops(headers: Path, cpu: int, n: int) -> tuple[int, int]:
+    """Run the deferred_fput program (programs.py) on ``cpu`` with n pages,
+    from this process on a housekeeping CPU: (drop of the global nr_shmem
+    seen while it spins in user space after the munmap() whose task work
+    freed the pages, drop seen after its next system call)."""
+    built = obtain(DEFERRED_FPUT, headers)
+    assert built.exe is not None, built.errors
     os.sched_setaffinity(0, {0})
-    flag = mmap.mmap(-1, PAGE)          # shared with the child below
-
-    def wait_for(value: int) -> None:
-        while flag[0] != value:
-            pass
-
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.sched_setaffinity(0, {cpu})
-            configure_and_activate(c)
-            fd = libc.memfd_create(b"isolharness", 0)
-            assert fd >= 0
-            os.write(fd, b"x" * (n * PAGE))          # +n, folded on this write's return
-            flag[0] = 1
-            wait_for(2)
-            addr = libc.mmap(None, n * PAGE, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-            assert addr not in (None, ctypes.c_void_p(-1).value)
-            os.close(fd)                             # the mapping keeps the file
-            libc.munmap(addr, n * PAGE)              # last reference: fput() deferred to task_work
-            flag[0] = 3
-            wait_for(4)                              # no system call until the reading is done
-            os.getppid()
-            flag[0] = 5
-        finally:
-            os._exit(0)
-    wait_for(1)
-    Path("/proc/sys/vm/stat_refresh").write_text("1")   # leave no differential elsewhere
-    base = vmstat("nr_shmem")
-    flag[0] = 2
-    wait_for(3)
-    time.sleep(0.3)
-    spinning = base - vmstat("nr_shmem")
-    flag[0] = 4
-    wait_for(5)
-    after = base - vmstat("nr_shmem")
-    os.waitpid(pid, 0)
-    return spinning, after, n
+    fd = os.memfd_create("isolharness-flag")
+    os.ftruncate(fd, PAGE)
+    flag = mmap.mmap(fd, PAGE)
+    flag[0] = 0                                      # its page is allocated before the base is read
+    proc = subprocess.Popen([str(built.exe), str(n), str(fd)], pass_fds=(fd,), stderr=subprocess.PIPE,
+                            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    try:
+        def wait_for(value: int) -> None:
+            deadline = time.monotonic() + 60
+            while flag[0] != value:
+                if proc.poll() is not None:
+                    pytest.fail(f"deferred_fput exited with {proc.returncode} before step {value}: "
+                                f"{proc.stderr.read().decode(errors='replace')}")
+                assert time.monotonic() < deadline, f"deferred_fput never reached step {value}"
+        wait_for(1)
+        Path("/proc/sys/vm/stat_refresh").write_text("1")   # leave no differential anywhere
+        # Its kworker restarted the tick there; let the tick stop again
+        # (that folds too) before the munmap().
+        time.sleep(0.2)
+        base = vmstat("nr_shmem")
+        flag[0] = 2
+        wait_for(3)
+        spinning = base - vmstat("nr_shmem")           # at once: no interrupt is likely to come in between
+        flag[0] = 4
+        wait_for(5)
+        after = base - vmstat("nr_shmem")
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        flag.close()
+        os.close(fd)
+    return spinning, after
 
 
-def test_the_fold_runs_after_task_work_on_the_way_back(c):
+def test_the_fold_runs_after_task_work_on_the_way_back(c, headers):
     """The fold is the last thing before user space (INTERFACE.md): the pages
-    a deferred fput() frees after the system call's exit work must be in the
-    global counters while the task spins in user space, not only after its
-    next system call."""
+    a deferred fput() frees in task work, after the system call's exit work,
+    must be in the global counters while the task spins in user space, not
+    only after its next system call. The program that frees them takes no
+    fault and no system call while it spins; the reading is taken at once,
+    in three rounds, so that a stray interrupt's exit (which folds too)
+    cannot hide a fold placed too early."""
     cpu = isolated_cpu()
     n = _pages_to_use(cpu)
-    spinning, after, freed = in_child(_deferred_fput_drop, c, cpu, n)
-    assert after == freed, f"the {freed} freed pages never reached nr_shmem ({after}): the test measured nothing"
-    assert spinning == freed, (f"while the active task spun in user space nr_shmem had dropped by {spinning}, "
-                               f"not {freed}: the fold ran before task_work")
+    rounds = [in_child(_deferred_fput_drops, headers, cpu, n) for _ in range(ROUNDS)]
+    assert all(after == n for _, after in rounds), \
+        f"the {n} freed pages never all reached nr_shmem (drops after the next call: {rounds}): the test measured nothing"
+    assert all(spinning == n for spinning, _ in rounds), \
+        (f"while the active task spun in user space nr_shmem had dropped by {[s for s, _ in rounds]}, "
+         f"not {n} each time: the fold ran before the task work")
 
 
 # ------------------------------------------------ masks fit prctl's int
