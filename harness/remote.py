@@ -251,19 +251,23 @@ def _put(client: paramiko.SSHClient, data: bytes, path: str, timeout: float = 30
         raise HarnessError(f"could not write {path} on the target")
 
 
+def _no_bytecode(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if "__pycache__" in info.name.split("/") else info
+
+
 def _bundle(headers: Path | None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in sorted((PROJECT / "tests" / "guest").glob("*.py")):
-            tar.add(path, f"tests/guest/{path.name}")
+        # The whole directory: its tests read C sources and data beside them
+        # (the subdirectories are collected only when asked for).
+        tar.add(PROJECT / "tests" / "guest", "tests/guest", filter=_no_bytecode)
         for name in SHIPPED:
             spec = importlib.util.find_spec(name)
             if spec is None or spec.origin is None:
                 continue
             origin = Path(spec.origin)
             if origin.name == "__init__.py":
-                tar.add(origin.parent, f"pylib/{name}",
-                        filter=lambda ti: None if "__pycache__" in ti.name else ti)
+                tar.add(origin.parent, f"pylib/{name}", filter=_no_bytecode)
             else:
                 tar.add(origin, f"pylib/{origin.name}")
         if headers is not None:
