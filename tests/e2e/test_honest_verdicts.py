@@ -77,13 +77,23 @@ def test_a_sigkilled_harness_leaves_no_qemu(tmp_path, default_run):
     log = tmp_path / "harness.log"
     with log.open("w") as out:
         proc = subprocess.Popen([str(ISOLHARNESS), "exec", "--results", str(tmp_path / "r"), "--timeout", "600",
-                                 "--", "sleep", "600"], cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
+                                 "--", "sleep", "600"], cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not qemu_processes() and proc.poll() is None:
             time.sleep(0.5)
-        assert qemu_processes(), f"the guest never started: {log.read_text()}"
         time.sleep(2)
+        if not qemu_processes():
+            # The guest never started, or its QEMU ended on its own: say
+            # which, with all the harness printed and the console it kept.
+            try:
+                rc = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                rc = None
+            console = tmp_path / "r" / "console.log"
+            pytest.fail(f"no QEMU running 2 s after the wait (harness exit status {rc}):\n{log.read_text()}\n"
+                        f"console:\n{console.read_text()[-3000:] if console.exists() else '(none)'}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         time.sleep(10)
